@@ -1,0 +1,96 @@
+import assert from "node:assert/strict";
+import { createTestDatabase } from "../../tests/support/db.ts";
+import { MIGRATIONS } from "../../migrations/mod.ts";
+import { appliedMigrations, checksum, migrate, validateMigrations } from "./migrate.ts";
+import { connectPostgres } from "./connect.ts";
+
+const sample = [
+  { name: "0001_a.sql", sql: "create table a (id int primary key);" },
+  {
+    name: "0002_b.sql",
+    sql: "create table b (id int primary key); insert into b values (1), (2);",
+  },
+];
+
+Deno.test("fresh database: applies every migration in order and records checksums", async () => {
+  await using db = await createTestDatabase();
+  const result = await migrate(db.sql, sample);
+  assert.deepEqual(result.applied, ["0001_a.sql", "0002_b.sql"]);
+  const rows = await db.sql`select name, checksum from schema_migrations order by name`;
+  assert.deepEqual(rows.map((r) => r.name), ["0001_a.sql", "0002_b.sql"]);
+  assert.equal(rows[1].checksum, await checksum(sample[1].sql));
+  const [{ count }] = await db.sql`select count(*)::int as count from b`;
+  assert.equal(count, 2);
+});
+
+Deno.test("re-running applies nothing and keeps the data", async () => {
+  await using db = await createTestDatabase();
+  await migrate(db.sql, sample);
+  const again = await migrate(db.sql, sample);
+  assert.deepEqual(again.applied, []);
+  assert.deepEqual(again.skipped.sort(), ["0001_a.sql", "0002_b.sql"]);
+  const [{ count }] = await db.sql`select count(*)::int as count from b`;
+  assert.equal(count, 2);
+});
+
+Deno.test("a new file is applied on the next run", async () => {
+  await using db = await createTestDatabase();
+  await migrate(db.sql, sample.slice(0, 1));
+  const next = await migrate(db.sql, sample);
+  assert.deepEqual(next.applied, ["0002_b.sql"]);
+});
+
+Deno.test("a changed applied file is refused and nothing else runs", async () => {
+  await using db = await createTestDatabase();
+  await migrate(db.sql, sample.slice(0, 1));
+  const changed = [{ ...sample[0], sql: sample[0].sql + " -- edited" }, sample[1]];
+  await assert.rejects(() => migrate(db.sql, changed), /0001_a\.sql changed after it was applied/);
+  assert.deepEqual(await appliedMigrations(db.sql), ["0001_a.sql"]);
+});
+
+Deno.test("a database migrated by a newer version is refused", async () => {
+  await using db = await createTestDatabase();
+  await migrate(db.sql, sample);
+  await assert.rejects(() => migrate(db.sql, sample.slice(0, 1)), /0002_b\.sql, which this qarax/);
+});
+
+Deno.test("a failing migration rolls back completely and is not recorded", async () => {
+  await using db = await createTestDatabase();
+  const bad = [sample[0], { name: "0002_bad.sql", sql: "create table c (id int); select 1/0;" }];
+  await assert.rejects(() => migrate(db.sql, bad), /0002_bad\.sql failed: division by zero/);
+  assert.deepEqual(await appliedMigrations(db.sql), ["0001_a.sql"]);
+  const [{ exists }] = await db.sql`select to_regclass('c') is not null as exists`;
+  assert.equal(exists, false);
+});
+
+Deno.test("two runners at once apply each file exactly once", async () => {
+  await using db = await createTestDatabase();
+  // A slow file widens the window in which the second runner would race the first.
+  const slow = [
+    { name: "0001_slow.sql", sql: "create table s (id int); select pg_sleep(0.3);" },
+    { name: "0002_count.sql", sql: "create table runs (n int); insert into runs values (1);" },
+  ];
+  const other = connectPostgres(db.url, { max: 2 });
+  try {
+    const [r1, r2] = await Promise.all([migrate(db.sql, slow), migrate(other, slow)]);
+    assert.deepEqual([...r1.applied, ...r2.applied].sort(), ["0001_slow.sql", "0002_count.sql"]);
+    const [{ count }] = await db.sql`select count(*)::int as count from runs`;
+    assert.equal(count, 1);
+  } finally {
+    await other.end();
+  }
+});
+
+Deno.test("names must be numbered and ordered", () => {
+  assert.throws(() => validateMigrations([{ name: "init.sql", sql: "" }]), /0001_name\.sql/);
+  assert.throws(
+    () => validateMigrations([sample[1], sample[0]]),
+    /0001_a\.sql: out of order/,
+  );
+});
+
+Deno.test("the real schema applies to an empty database", async () => {
+  await using db = await createTestDatabase();
+  const result = await migrate(db.sql, MIGRATIONS);
+  assert.equal(result.applied.length, MIGRATIONS.length);
+});

@@ -1,0 +1,16 @@
+/**
+ * The migration list, in order. Each file is a text import so that bundles and compiled
+ * binaries embed the SQL; a test checks that every `.sql` file in this folder is listed here.
+ */
+import m0001 from "./0001_init.sql" with { type: "text" };
+
+/** A migration: its file name and SQL text. */
+export interface Migration {
+  name: string;
+  sql: string;
+}
+
+/** All migrations of the control-plane schema, in the order they apply. */
+export const MIGRATIONS: readonly Migration[] = [
+  { name: "0001_init.sql", sql: m0001 },
+];

@@ -1,0 +1,91 @@
+/**
+ * The configuration schema: every setting of both binaries, validated with zod. Defaults live
+ * in `configuration/base.yaml` (the one documented source); the schema only says what is valid.
+ */
+import { z } from "zod";
+import { LOG_LEVELS } from "../log/logger.ts";
+
+const port = z.int().min(1).max(65535);
+const positiveInt = z.int().min(1);
+
+/** `host:port`, `[v6]:port` or `unix:/absolute/path`. */
+export const ListenAddress = z.string().regex(
+  /^(unix:\/.+|(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5})$/,
+  "expected host:port or unix:/absolute/path",
+);
+
+const LogSection = z.strictObject({
+  level: z.enum(LOG_LEVELS),
+  format: z.enum(["auto", "json", "text"]),
+});
+
+const ApplicationSection = z.strictObject({
+  /** Address the REST API listens on. */
+  host: z.string().min(1),
+  port,
+  /** Where the embedded database and other local state live. */
+  data_dir: z.string().min(1),
+  /** Allow listening on a non-loopback address with auth disabled. */
+  allow_insecure_listen: z.boolean(),
+});
+
+const DatabaseSection = z.strictObject({
+  /** PostgreSQL URL; empty means the embedded database under `application.data_dir`. */
+  url: z.string(),
+  max_connections: positiveInt,
+  connect_timeout_s: positiveInt,
+});
+
+/** An API token: its name (the audit actor) and the sha256 hex of its secret. */
+export const ApiToken = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, "expected 1-64 of A-Z a-z 0-9 _ . @ -"),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex digits"),
+});
+
+const AuthSection = z.strictObject({
+  enabled: z.boolean(),
+  tokens: z.array(ApiToken),
+});
+
+const SchedulingSection = z.strictObject({
+  memory_overcommit_ratio: z.number().positive(),
+  cpu_overcommit_ratio: z.number().positive(),
+});
+
+const NodeSection = z.strictObject({
+  /** TCP port of the gRPC service (the original's `--port`). */
+  port,
+  /** Overrides `port`: `host:port` or `unix:/path`. Empty means `0.0.0.0:<port>`. */
+  listen: z.union([z.literal(""), ListenAddress]),
+  runtime_dir: z.string().min(1),
+  cloud_hypervisor_binary: z.string().min(1),
+  /** Directory firmware files may be taken from, besides attached storage pools. */
+  firmware_dir: z.string(),
+  /** Bearer token every RPC must carry; empty disables auth. */
+  auth_token: z.string(),
+  /** Refuse to start without `auth_token` (set in production). */
+  require_auth: z.boolean(),
+  /** Allow listening on a non-loopback address with no auth token. */
+  allow_insecure_listen: z.boolean(),
+});
+
+/** Everything a configuration file may contain. */
+export const ConfigFileSchema = z.strictObject({
+  application: ApplicationSection,
+  database: DatabaseSection,
+  log: LogSection,
+  auth: AuthSection,
+  scheduling: SchedulingSection,
+  node: NodeSection,
+});
+
+export type ConfigFile = z.infer<typeof ConfigFileSchema>;
+
+/** The control plane's typed configuration. */
+export type ControlConfig = Pick<
+  ConfigFile,
+  "application" | "database" | "log" | "auth" | "scheduling"
+>;
+
+/** The node agent's typed configuration. */
+export type NodeConfig = Pick<ConfigFile, "node" | "log">;
