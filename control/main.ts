@@ -1,0 +1,110 @@
+/**
+ * `qarax`: the control-plane binary. Subcommands: `serve` (the REST API, default),
+ * `migrate` (apply database migrations and exit), `version`.
+ */
+import { flagHelp, type FlagSpec, parseFlags } from "../shared/config/flags.ts";
+import { ConfigError, loadControlConfig } from "../shared/config/load.ts";
+import { redactValue } from "../shared/config/redact.ts";
+import { Logger, logger, setLogger } from "../shared/log/logger.ts";
+import { QaraxError } from "../shared/errors/errors.ts";
+import { versionLine } from "../shared/version.ts";
+import { openDatabase, startServer } from "./server.ts";
+import { migrate } from "./db/migrate.ts";
+import { MIGRATIONS } from "../migrations/mod.ts";
+
+const SERVE_FLAGS: FlagSpec[] = [
+  { name: "config", short: "c", help: "configuration file layered over the defaults" },
+  { name: "host", path: "application.host", help: "listen address" },
+  { name: "port", short: "p", path: "application.port", help: "listen port" },
+  { name: "database-url", path: "database.url", help: "PostgreSQL URL (empty: embedded)" },
+  { name: "log-level", path: "log.level", help: "debug | info | warn | error" },
+  { name: "help", short: "h", type: "boolean", help: "show this help" },
+];
+
+const USAGE = `Usage: qarax <command> [flags]
+
+Commands:
+  serve     run the control plane (REST API) [default]
+  migrate   apply database migrations and exit
+  version   print the version
+
+Flags for serve and migrate:
+${flagHelp(SERVE_FLAGS)}
+`;
+
+function loadConfig(argv: string[]) {
+  const flags = parseFlags(argv, SERVE_FLAGS);
+  if (flags.other.help) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
+  const loaded = loadControlConfig({
+    flags: flags.config,
+    configFile: flags.other.config as string | undefined,
+  });
+  setLogger(new Logger({ level: loaded.config.log.level, format: loaded.config.log.format }));
+  logger().debug("configuration", {
+    environment: loaded.environment,
+    config: redactValue(loaded.config),
+  });
+  return loaded.config;
+}
+
+async function main(args: string[]): Promise<number> {
+  const [cmd, ...rest] = args;
+  switch (cmd) {
+    case "version":
+    case "--version":
+    case "-V":
+      console.log(versionLine("qarax"));
+      return 0;
+    case "help":
+    case "--help":
+    case "-h":
+      console.log(USAGE);
+      return 0;
+    case "migrate": {
+      const config = loadConfig(rest);
+      const sql = openDatabase(config);
+      try {
+        const result = await migrate(sql, MIGRATIONS);
+        console.log(
+          `applied ${result.applied.length} migration(s)` +
+            (result.applied.length ? `: ${result.applied.join(", ")}` : ""),
+        );
+      } finally {
+        await sql.end();
+      }
+      return 0;
+    }
+    case undefined:
+    case "serve": {
+      const config = loadConfig(cmd ? rest : args);
+      const server = await startServer(config);
+      const stop = () => {
+        logger().info("shutting down");
+        server.shutdown().then(() => Deno.exit(0));
+      };
+      Deno.addSignalListener("SIGINT", stop);
+      Deno.addSignalListener("SIGTERM", stop);
+      await new Promise(() => {});
+      return 0;
+    }
+    default:
+      if (cmd.startsWith("-")) return main(["serve", ...args]);
+      console.error(`qarax: unknown command "${cmd}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof QaraxError) {
+      console.error(`qarax: ${err.message}`);
+      Deno.exit(err instanceof ConfigError ? 78 : 1);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * `qarax-node`: the node agent binary. Serves the node gRPC services on `--port` (all
+ * interfaces) or `--listen`, managing VMs under `--runtime-dir`.
+ */
+import { flagHelp, type FlagSpec, parseFlags } from "../shared/config/flags.ts";
+import { ConfigError, loadNodeConfig } from "../shared/config/load.ts";
+import { redactValue } from "../shared/config/redact.ts";
+import { Logger, logger, setLogger } from "../shared/log/logger.ts";
+import { FailedPreconditionError, QaraxError } from "../shared/errors/errors.ts";
+import { assertSafeListen, parseListen } from "../shared/net/listen.ts";
+import { versionLine } from "../shared/version.ts";
+import { startNodeServer } from "./rpc/server.ts";
+
+const FLAGS: FlagSpec[] = [
+  { name: "config", short: "c", help: "configuration file layered over the defaults" },
+  { name: "port", short: "p", path: "node.port", help: "gRPC port on all interfaces" },
+  { name: "listen", path: "node.listen", help: "host:port or unix:/path (overrides --port)" },
+  { name: "runtime-dir", path: "node.runtime_dir", help: "per-VM runtime directories" },
+  {
+    name: "cloud-hypervisor-binary",
+    path: "node.cloud_hypervisor_binary",
+    help: "path of the cloud-hypervisor (or emulator) binary",
+  },
+  { name: "log-level", path: "log.level", help: "debug | info | warn | error" },
+  { name: "version", short: "V", type: "boolean", help: "print the version" },
+  { name: "help", short: "h", type: "boolean", help: "show this help" },
+];
+
+const USAGE = `Usage: qarax-node [flags]
+
+${flagHelp(FLAGS)}
+`;
+
+async function main(argv: string[]): Promise<void> {
+  const flags = parseFlags(argv, FLAGS);
+  if (flags.other.help) return console.log(USAGE);
+  if (flags.other.version) return console.log(versionLine("qarax-node"));
+  const { config, environment } = loadNodeConfig({
+    flags: flags.config,
+    configFile: flags.other.config as string | undefined,
+  });
+  setLogger(new Logger({ level: config.log.level, format: config.log.format }));
+  const log = logger();
+  log.debug("configuration", { environment, config: redactValue(config) });
+  const n = config.node;
+  if (n.require_auth && !n.auth_token) {
+    throw new FailedPreconditionError(
+      "node.require_auth is set but node.auth_token is empty (set QARAX_NODE__AUTH_TOKEN)",
+    );
+  }
+  const listen = parseListen(n.listen || `0.0.0.0:${n.port}`);
+  assertSafeListen(listen, !!n.auth_token, n.allow_insecure_listen, "node.allow_insecure_listen");
+  await Deno.mkdir(n.runtime_dir, { recursive: true });
+  const server = await startNodeServer({
+    listen,
+    authToken: n.auth_token,
+    runtimeDir: n.runtime_dir,
+    vmmBinary: n.cloud_hypervisor_binary,
+  });
+  log.info("node agent listening", { address: server.address, runtime_dir: n.runtime_dir });
+  const stop = () => {
+    // VMs keep running: their VMMs live in their own sessions.
+    log.info("shutting down (VMs keep running)");
+    server.shutdown().then(() => Deno.exit(0));
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+}
+
+if (import.meta.main) {
+  try {
+    await main(Deno.args);
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof QaraxError) {
+      console.error(`qarax-node: ${err.message}`);
+      Deno.exit(err instanceof ConfigError ? 78 : 1);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Server middleware of the node's gRPC services: bearer-token authentication, and the
+ * translation of domain errors into gRPC statuses (via the one mapping in shared/errors).
+ */
+import { type CallContext, ServerError, type ServerMiddlewareCall, Status } from "nice-grpc-common";
+import { toServerError } from "../../shared/errors/grpc.ts";
+import { logger } from "../../shared/log/logger.ts";
+
+/** Constant-time string equality (tokens must not leak through timing). */
+export function safeEqual(a: string, b: string): boolean {
+  const x = new TextEncoder().encode(a);
+  const y = new TextEncoder().encode(b);
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  return diff === 0;
+}
+
+/** Requires `authorization: Bearer <token>` on every call when `token` is non-empty. */
+export function authMiddleware(token: string) {
+  return async function* auth<Req, Res>(
+    call: ServerMiddlewareCall<Req, Res>,
+    context: CallContext,
+  ) {
+    if (token) {
+      const header = context.metadata.get("authorization");
+      const given = typeof header === "string" ? header.replace(/^Bearer\s+/i, "") : "";
+      if (!given || !safeEqual(given, token)) {
+        throw new ServerError(Status.UNAUTHENTICATED, "missing or invalid bearer token");
+      }
+    }
+    return yield* call.next(call.request, context);
+  };
+}
+
+/** Maps thrown domain errors to gRPC statuses and logs unexpected ones. */
+export async function* errorMiddleware<Req, Res>(
+  call: ServerMiddlewareCall<Req, Res>,
+  context: CallContext,
+) {
+  try {
+    return yield* call.next(call.request, context);
+  } catch (err) {
+    if (err instanceof ServerError) throw err;
+    const mapped = toServerError(err, context.trailer);
+    const level = mapped.code === Status.INTERNAL || mapped.code === Status.UNKNOWN
+      ? "error"
+      : "debug";
+    logger()[level]("rpc failed", { method: call.method.path, err });
+    throw mapped;
+  }
+}
