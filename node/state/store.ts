@@ -1,0 +1,162 @@
+/**
+ * The node agent's own durable state (attached storage pools, attached networks): small JSON
+ * documents, one file each, under the node's state directory. A write replaces the file
+ * atomically (temp file, fsync, rename, fsync of the directory), so a crash at any point leaves
+ * either the old or the new content, never a torn file. Updates of one document are serialized.
+ */
+import { dirname, join } from "node:path";
+import type { z } from "zod";
+import { InternalError } from "../../shared/errors/errors.ts";
+
+/** On-disk envelope: a format number so later versions can migrate old files. */
+const FORMAT = 1;
+const TEMP_MARK = ".tmp-";
+const DOC_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+
+/** Test hook points of `writeFileAtomic` (fault injection only). */
+export interface AtomicWriteHooks {
+  /** Runs after the temp file is durable and before it replaces the target. */
+  beforeRename?: (tempPath: string) => void | Promise<void>;
+}
+
+/** Writes `data` to `path` so readers see the old or the new content, even across a crash. */
+export async function writeFileAtomic(
+  path: string,
+  data: Uint8Array,
+  options: { mode?: number; hooks?: AtomicWriteHooks } = {},
+): Promise<void> {
+  const temp = `${path}${TEMP_MARK}${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    const file = await Deno.open(temp, {
+      write: true,
+      createNew: true,
+      mode: options.mode ?? 0o600,
+    });
+    try {
+      let written = 0;
+      while (written < data.length) written += await file.write(data.subarray(written));
+      await file.sync();
+    } finally {
+      file.close();
+    }
+    await options.hooks?.beforeRename?.(temp);
+    await Deno.rename(temp, path);
+  } catch (err) {
+    await Deno.remove(temp).catch(() => {});
+    throw err;
+  }
+  await syncDir(dirname(path));
+}
+
+/** fsyncs a directory so a rename inside it survives a power loss. */
+export async function syncDir(dir: string): Promise<void> {
+  const handle = await Deno.open(dir, { read: true });
+  try {
+    await handle.sync();
+  } finally {
+    handle.close();
+  }
+}
+
+/** Serializes async work per key (one queue per document path in this process). */
+const queues = new Map<string, Promise<unknown>>();
+function serialized<R>(key: string, work: () => Promise<R>): Promise<R> {
+  const previous = queues.get(key) ?? Promise.resolve();
+  const next = previous.catch(() => {}).then(work);
+  const tail = next.catch(() => {});
+  queues.set(key, tail);
+  tail.then(() => {
+    if (queues.get(key) === tail) queues.delete(key);
+  });
+  return next;
+}
+
+/** The directory holding the node's state documents. */
+export class StateStore {
+  private constructor(readonly dir: string) {}
+
+  /** Opens (creating it if needed) the state directory and removes temp files of crashed writes. */
+  static async open(dir: string): Promise<StateStore> {
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    for await (const entry of Deno.readDir(dir)) {
+      if (entry.isFile && entry.name.includes(`.json${TEMP_MARK}`)) {
+        await Deno.remove(join(dir, entry.name)).catch(() => {});
+      }
+    }
+    return new StateStore(dir);
+  }
+
+  /** A typed document `<dir>/<name>.json`; `initial` is its value before the first write. */
+  document<T>(
+    name: string,
+    schema: z.ZodType<T>,
+    initial: T,
+    hooks?: AtomicWriteHooks,
+  ): StateDocument<T> {
+    if (!DOC_NAME.test(name)) throw new InternalError(`invalid state document name: ${name}`);
+    return new StateDocument(join(this.dir, `${name}.json`), schema, initial, hooks);
+  }
+}
+
+/** One JSON document of the state store. */
+export class StateDocument<T> {
+  constructor(
+    readonly path: string,
+    private readonly schema: z.ZodType<T>,
+    private readonly initial: T,
+    private readonly hooks?: AtomicWriteHooks,
+  ) {}
+
+  /** The current value (`initial` when never written). A corrupt file is an error, never reset. */
+  read(): Promise<T> {
+    return serialized(this.path, () => this.#load());
+  }
+
+  /** Replaces the value with `fn(current)` durably; concurrent updates run one after another. */
+  update(fn: (current: T) => T | Promise<T>): Promise<T> {
+    return serialized(this.path, async () => {
+      const next = this.#check(await fn(await this.#load()), "new value");
+      const text = JSON.stringify({ format: FORMAT, data: next }, null, 2) + "\n";
+      await writeFileAtomic(this.path, new TextEncoder().encode(text), { hooks: this.hooks });
+      return next;
+    });
+  }
+
+  async #load(): Promise<T> {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(this.path);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return structuredClone(this.initial);
+      throw err;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      throw new InternalError(`state file ${this.path} is not valid JSON`, { cause: err });
+    }
+    const envelope = parsed as { format?: unknown; data?: unknown };
+    if (envelope?.format !== FORMAT) {
+      throw new InternalError(
+        `state file ${this.path} has format ${
+          JSON.stringify(envelope?.format)
+        }, expected ${FORMAT}`,
+      );
+    }
+    return this.#check(envelope.data, "content");
+  }
+
+  #check(value: unknown, what: string): T {
+    const result = this.schema.safeParse(value);
+    if (!result.success) {
+      const issue = result.error.issues[0];
+      throw new InternalError(
+        `state file ${this.path}: invalid ${what} at ${
+          issue.path.join(".") || "(root)"
+        }: ${issue.message}`,
+      );
+    }
+    return result.data;
+  }
+}
