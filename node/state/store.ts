@@ -4,59 +4,14 @@
  * atomically (temp file, fsync, rename, fsync of the directory), so a crash at any point leaves
  * either the old or the new content, never a torn file. Updates of one document are serialized.
  */
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import type { z } from "zod";
 import { InternalError } from "../../shared/errors/errors.ts";
+import { type AtomicWriteHooks, TEMP_MARK, writeFileAtomic } from "./atomic.ts";
 
 /** On-disk envelope: a format number so later versions can migrate old files. */
 const FORMAT = 1;
-const TEMP_MARK = ".tmp-";
 const DOC_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
-
-/** Test hook points of `writeFileAtomic` (fault injection only). */
-export interface AtomicWriteHooks {
-  /** Runs after the temp file is durable and before it replaces the target. */
-  beforeRename?: (tempPath: string) => void | Promise<void>;
-}
-
-/** Writes `data` to `path` so readers see the old or the new content, even across a crash. */
-export async function writeFileAtomic(
-  path: string,
-  data: Uint8Array,
-  options: { mode?: number; hooks?: AtomicWriteHooks } = {},
-): Promise<void> {
-  const temp = `${path}${TEMP_MARK}${crypto.randomUUID().slice(0, 8)}`;
-  try {
-    const file = await Deno.open(temp, {
-      write: true,
-      createNew: true,
-      mode: options.mode ?? 0o600,
-    });
-    try {
-      let written = 0;
-      while (written < data.length) written += await file.write(data.subarray(written));
-      await file.sync();
-    } finally {
-      file.close();
-    }
-    await options.hooks?.beforeRename?.(temp);
-    await Deno.rename(temp, path);
-  } catch (err) {
-    await Deno.remove(temp).catch(() => {});
-    throw err;
-  }
-  await syncDir(dirname(path));
-}
-
-/** fsyncs a directory so a rename inside it survives a power loss. */
-export async function syncDir(dir: string): Promise<void> {
-  const handle = await Deno.open(dir, { read: true });
-  try {
-    await handle.sync();
-  } finally {
-    handle.close();
-  }
-}
 
 /** Serializes async work per key (one queue per document path in this process). */
 const queues = new Map<string, Promise<unknown>>();

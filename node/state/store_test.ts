@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { InternalError } from "../../shared/errors/errors.ts";
-import { StateStore, writeFileAtomic } from "./store.ts";
+import { StateStore } from "./store.ts";
 
 const Pools = z.array(z.object({ id: z.string(), path: z.string() }));
 
@@ -89,14 +89,5 @@ Deno.test("a corrupt or foreign state file is an error, never silently reset", a
         data: [{}],
       }),
     );
-  });
-});
-
-Deno.test("writeFileAtomic replaces a file and leaves no temp file behind", async () => {
-  await withDir(async (dir) => {
-    await writeFileAtomic(`${dir}/f`, new TextEncoder().encode("one"));
-    await writeFileAtomic(`${dir}/f`, new TextEncoder().encode("two"));
-    assert.equal(await Deno.readTextFile(`${dir}/f`), "two");
-    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["f"]);
   });
 });
