@@ -214,14 +214,18 @@ export async function diskInfo(path: string, format?: DiskFormat): Promise<Image
 }
 
 /** Grows a disk to `newSizeBytes` (raw: truncate; qcow2: qemu-img resize). Never shrinks. */
-export async function resizeDisk(path: string, newSizeBytes: number): Promise<void> {
+export async function resizeDisk(
+  path: string,
+  newSizeBytes: number,
+  field = "new_size",
+): Promise<void> {
   const format = await detectFormat(path);
-  const wanted = diskSize(newSizeBytes, "new_size");
+  const wanted = diskSize(newSizeBytes, field);
   const current = (await imageInfo(path, format)).virtualSize;
   const target = format === "raw" ? roundToSector(wanted) : wanted;
   if (target < current) {
     throw InvalidArgumentError.field(
-      "new_size",
+      field,
       `${wanted} is smaller than the disk (${current} bytes); shrinking is not supported`,
     );
   }

@@ -44,6 +44,11 @@ const Pool = z.object({
 /** Answers which VMs use disks in a pool (provided by the VM manager). */
 export type PoolUsageCheck = (pool: StoragePool) => Promise<string[]> | string[];
 
+/** Paths held by a disk operation; release (or `using`) when it ends. */
+export interface PathHold extends Disposable {
+  release(): void;
+}
+
 /** Outcome of `reconcile()`. */
 export interface PoolReconcileReport {
   available: string[];
@@ -217,11 +222,11 @@ export class PoolManager {
   }
 
   /**
-   * Runs `work` holding `paths` (resolved real paths) exclusively and their pools busy: a
+   * Holds `paths` (resolved real paths) exclusively and their pools busy until released: a
    * second operation on the same file is a ConflictError, and the pools cannot be detached.
    */
-  async withPaths<T>(paths: string[], work: () => Promise<T>): Promise<T> {
-    // Taking the hold is serialized with attach/detach, the work itself is not.
+  async hold(paths: string[]): Promise<PathHold> {
+    // Taking the hold is serialized with attach/detach; the work under it is not.
     const pools = await this.#serial(async () => {
       const containing: string[] = [];
       for (const pool of await this.#doc.read()) {
@@ -234,11 +239,19 @@ export class PoolManager {
       for (const id of containing) this.#busy.set(id, (this.#busy.get(id) ?? 0) + 1);
       return containing;
     });
-    try {
-      return await work();
-    } finally {
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
       for (const p of paths) this.#held.delete(p);
       for (const id of pools) this.#busy.set(id, (this.#busy.get(id) ?? 1) - 1);
-    }
+    };
+    return { release, [Symbol.dispose]: release };
+  }
+
+  /** Runs `work` under `hold(paths)`. */
+  async withPaths<T>(paths: string[], work: () => Promise<T>): Promise<T> {
+    using _hold = await this.hold(paths);
+    return await work();
   }
 }

@@ -14,7 +14,13 @@ import {
   UnavailableError,
 } from "../../shared/errors/errors.ts";
 import { run } from "../../shared/cmd/run.ts";
-import { buildAtomically, type CreateOptions, detectFormat, diskInfo } from "./disks.ts";
+import {
+  buildAtomically,
+  type CreateOptions,
+  detectFormat,
+  diskInfo,
+  resizeDisk,
+} from "./disks.ts";
 
 /** Options of `downloadFile`. */
 export interface DownloadOptions extends CreateOptions {
@@ -24,6 +30,8 @@ export interface DownloadOptions extends CreateOptions {
   idleTimeoutMs?: number;
   /** Cancels the transfer (e.g. the RPC's client went away). */
   signal?: AbortSignal;
+  /** Grow the downloaded image to this virtual size before publishing it (never shrinks). */
+  growTo?: number;
 }
 
 /** What a finished transfer wrote. */
@@ -139,6 +147,7 @@ export async function downloadFile(
       }
       await file.sync();
       await refuseBackingFile(temp, shown);
+      if (options.growTo) await resizeDisk(temp, options.growTo, "size_bytes");
       return { bytesWritten: written, sha256: actual };
     } finally {
       clearTimeout(timer);
