@@ -36,28 +36,31 @@ export async function* progressOf<R>(
 ): AsyncGenerator<Progress, R> {
   let latest: Progress | undefined;
   let finished = false;
-  let wake: (() => void) | undefined;
+  let onReport: (() => void) | undefined;
+  let onFinish: (() => void) | undefined;
   const done = op((p) => {
     latest = p;
-    wake?.();
+    onReport?.();
   }).finally(() => {
     finished = true;
-    wake?.();
+    onReport?.();
+    onFinish?.();
   });
   done.catch(() => {}); // awaited below; this only marks it handled while we wait
   let last = -Infinity;
   while (!finished) {
-    if (!latest) await new Promise<void>((r) => wake = r);
-    wake = undefined;
+    if (!latest) await new Promise<void>((r) => onReport = r);
+    onReport = undefined;
     const wait = last + intervalMs - Date.now();
     if (!finished && wait > 0) {
+      // Reports during the pause only replace `latest`; the end of the work cuts it short.
       let timer: ReturnType<typeof setTimeout> | undefined;
       await new Promise<void>((r) => {
-        wake = r;
+        onFinish = r;
         timer = setTimeout(r, wait);
       });
       clearTimeout(timer);
-      wake = undefined;
+      onFinish = undefined;
     }
     if (finished || !latest) continue;
     const p = latest;
@@ -118,13 +121,18 @@ export function fileTransferService(
         );
       }
       using _hold = await pools.hold([path]);
-      const progress = progressOf(op);
+      // The final message carries the last report, which throttling may not have sent.
       let last: Progress = { bytesWritten: 0, totalBytes: size };
+      const progress = progressOf((report) =>
+        op((p) => {
+          last = p;
+          report(p);
+        })
+      );
       try {
         for (;;) {
           const step = await progress.next();
           if (step.done) break;
-          last = step.value;
           yield message(transferId, step.value, false);
         }
       } finally {
