@@ -8,6 +8,7 @@
  * recorded in the attachment so detach and reconcile can undo or restore them.
  */
 import { z } from "zod";
+import { SerialQueue } from "../../shared/async/serial.ts";
 import {
   ConflictError,
   FailedPreconditionError,
@@ -73,17 +74,11 @@ export interface NetworkReconcileReport {
 /** The network operations the VmService RPCs and the VM manager call. */
 export class NetworkManager {
   readonly #doc: StateDocument<NetworkAttachment[]>;
-  #queue: Promise<unknown> = Promise.resolve();
+  readonly #queue = new SerialQueue();
   readonly #log = logger().child({ component: "net" });
 
   constructor(readonly ip: IpAdapter, state: StateStore) {
     this.#doc = state.document("networks", z.array(Attachment), []);
-  }
-
-  #serial<T>(work: () => Promise<T>): Promise<T> {
-    const next = this.#queue.catch(() => {}).then(work);
-    this.#queue = next.catch(() => {});
-    return next;
   }
 
   /** The attached networks. */
@@ -93,7 +88,7 @@ export class NetworkManager {
 
   /** Creates or adopts the network's bridge and remembers it; idempotent. */
   attach(spec: NetworkSpec): Promise<NetworkAttachment> {
-    return this.#serial(() => this.#attach(spec));
+    return this.#queue.run(() => this.#attach(spec));
   }
 
   async #attach(requested: NetworkSpec): Promise<NetworkAttachment> {
@@ -140,7 +135,7 @@ export class NetworkManager {
    * that is not attached succeeds. Returns whether anything was attached.
    */
   detach(spec: DetachSpec): Promise<boolean> {
-    return this.#serial(async () => {
+    return this.#queue.run(async () => {
       const rec = (await this.#doc.read()).find((a) => a.bridge === spec.bridge);
       if (rec && spec.networkId && rec.networkId && rec.networkId !== spec.networkId) {
         throw new ConflictError(`bridge ${spec.bridge} is attached for network ${rec.networkId}`);
@@ -176,7 +171,7 @@ export class NetworkManager {
 
   /** Re-applies every remembered attachment (after a restart); one failure does not stop the rest. */
   reconcile(): Promise<NetworkReconcileReport> {
-    return this.#serial(async () => {
+    return this.#queue.run(async () => {
       const report: NetworkReconcileReport = { restored: [], failed: [] };
       for (const a of await this.#doc.read()) {
         try {
@@ -193,7 +188,7 @@ export class NetworkManager {
 
   /** Creates (or fixes) the tap of NIC `index` of `vmId` on its bridge; returns the tap name. */
   ensureNicTap(vmId: string, index: number, options: NicTapOptions): Promise<string> {
-    return this.#serial(async () => {
+    return this.#queue.run(async () => {
       const bridge = await this.ip.link(interfaceName(options.bridge, "bridge"));
       if (!bridge || bridge.kind !== "bridge") {
         throw new FailedPreconditionError(
@@ -219,12 +214,12 @@ export class NetworkManager {
 
   /** Deletes the tap of one NIC (hot-unplug); returns whether there was one. */
   removeNicTap(vmId: string, index: number): Promise<boolean> {
-    return this.#serial(() => removeNicTap(this.ip, vmId, index));
+    return this.#queue.run(() => removeNicTap(this.ip, vmId, index));
   }
 
   /** Deletes every tap of `vmId`; returns their names. */
   removeVmTaps(vmId: string): Promise<string[]> {
-    return this.#serial(() => removeVmTaps(this.ip, vmId));
+    return this.#queue.run(() => removeVmTaps(this.ip, vmId));
   }
 
   /** Every qarax tap on the node (to find taps of VMs that no longer exist). */

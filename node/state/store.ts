@@ -6,6 +6,7 @@
  */
 import { join } from "node:path";
 import type { z } from "zod";
+import { KeyedSerialQueue } from "../../shared/async/serial.ts";
 import { InternalError } from "../../shared/errors/errors.ts";
 import { type AtomicWriteHooks, TEMP_MARK, writeFileAtomic } from "./atomic.ts";
 
@@ -13,18 +14,8 @@ import { type AtomicWriteHooks, TEMP_MARK, writeFileAtomic } from "./atomic.ts";
 const FORMAT = 1;
 const DOC_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
-/** Serializes async work per key (one queue per document path in this process). */
-const queues = new Map<string, Promise<unknown>>();
-function serialized<R>(key: string, work: () => Promise<R>): Promise<R> {
-  const previous = queues.get(key) ?? Promise.resolve();
-  const next = previous.catch(() => {}).then(work);
-  const tail = next.catch(() => {});
-  queues.set(key, tail);
-  tail.then(() => {
-    if (queues.get(key) === tail) queues.delete(key);
-  });
-  return next;
-}
+/** One queue per document path, shared by every StateDocument of this process. */
+const queues = new KeyedSerialQueue();
 
 /** The directory holding the node's state documents. */
 export class StateStore {
@@ -64,12 +55,12 @@ export class StateDocument<T> {
 
   /** The current value (`initial` when never written). A corrupt file is an error, never reset. */
   read(): Promise<T> {
-    return serialized(this.path, () => this.#load());
+    return queues.run(this.path, () => this.#load());
   }
 
   /** Replaces the value with `fn(current)` durably; concurrent updates run one after another. */
   update(fn: (current: T) => T | Promise<T>): Promise<T> {
-    return serialized(this.path, async () => {
+    return queues.run(this.path, async () => {
       const next = this.#check(await fn(await this.#load()), "new value");
       const text = JSON.stringify({ format: FORMAT, data: next }, null, 2) + "\n";
       await writeFileAtomic(this.path, new TextEncoder().encode(text), { hooks: this.hooks });

@@ -6,6 +6,7 @@
  * detach while they run). Detaching never deletes anything in the pool.
  */
 import { z } from "zod";
+import { SerialQueue } from "../../shared/async/serial.ts";
 import {
   ConflictError,
   FailedPreconditionError,
@@ -115,16 +116,10 @@ export class PoolManager {
   readonly #held = new Set<string>();
   readonly #busy = new Map<string, number>();
   #usage: PoolUsageCheck = () => [];
-  #queue: Promise<unknown> = Promise.resolve();
+  readonly #queue = new SerialQueue();
 
   constructor(state: StateStore, readonly options: { firmwareDir?: string } = {}) {
     this.#doc = state.document("storage_pools", z.array(Pool), []);
-  }
-
-  #serial<T>(work: () => Promise<T>): Promise<T> {
-    const next = this.#queue.catch(() => {}).then(work);
-    this.#queue = next.catch(() => {});
-    return next;
   }
 
   /** Lets the VM manager say which VMs use a pool, so detaching it is refused while they do. */
@@ -144,7 +139,7 @@ export class PoolManager {
 
   /** Attaches (creating its directory) or re-attaches a pool; idempotent. */
   attach(spec: PoolSpec): Promise<StoragePool> {
-    return this.#serial(async () => {
+    return this.#queue.run(async () => {
       if (spec.kind !== "local") {
         throw new UnimplementedError(`storage pools of kind ${spec.kind} are not supported`);
       }
@@ -173,7 +168,7 @@ export class PoolManager {
    * VMs use it. Detaching an unknown pool succeeds. Returns whether it was attached.
    */
   detach(id: string): Promise<boolean> {
-    return this.#serial(async () => {
+    return this.#queue.run(async () => {
       const pool = await this.get(poolId(id));
       if (!pool) return false;
       if (this.#busy.get(id)) {
@@ -227,7 +222,7 @@ export class PoolManager {
    */
   async hold(paths: string[]): Promise<PathHold> {
     // Taking the hold is serialized with attach/detach; the work under it is not.
-    const pools = await this.#serial(async () => {
+    const pools = await this.#queue.run(async () => {
       const containing: string[] = [];
       for (const pool of await this.#doc.read()) {
         const real = await Deno.realPath(pool.path).catch(() => pool.path);
