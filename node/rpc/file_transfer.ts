@@ -143,7 +143,7 @@ export function fileTransferService(
     },
 
     async deleteDisk(req: node.DeleteDiskRequest) {
-      const path = await pools.resolve(req.path ?? "", "path");
+      const path = await pools.resolve(req.path ?? "", "path", { noFollow: true });
       await pools.withPaths([path], () => deleteDisk(path));
       return {};
     },

@@ -229,6 +229,9 @@ Deno.test("existing disks are not overwritten; DeleteDisk, CopyFile and Download
 
     await client.deleteDisk({ path: `${pool}/a.raw` });
     await client.deleteDisk({ path: `${pool}/a.raw` }); // already gone: still fine
+    // Deleting a symlink deletes the link, not the disk it points to.
+    await Deno.symlink(`${pool}/b.raw`, `${pool}/link.raw`);
+    await client.deleteDisk({ path: `${pool}/link.raw` });
     assert.deepEqual(names(pool), ["b.raw", "kernels"]);
   });
 });

@@ -77,16 +77,25 @@ export async function publishFile(
   if (options.overwrite) {
     await Deno.rename(temp, path);
   } else {
+    let linked = true;
     try {
       await Deno.link(temp, path);
     } catch (err) {
-      await Deno.remove(temp).catch(() => {});
       if (err instanceof Deno.errors.AlreadyExists) {
+        await Deno.remove(temp).catch(() => {});
         throw new AlreadyExistsError(`${path} already exists`);
       }
-      throw err;
+      linked = false; // a filesystem without hard links: check, then rename
     }
-    await Deno.remove(temp);
+    if (linked) {
+      await Deno.remove(temp);
+    } else {
+      if (await Deno.lstat(path).then(() => true, () => false)) {
+        await Deno.remove(temp).catch(() => {});
+        throw new AlreadyExistsError(`${path} already exists`);
+      }
+      await Deno.rename(temp, path);
+    }
   }
   await syncDir(dirname(path));
 }

@@ -67,14 +67,23 @@ export async function resolveReal(path: string, field = "path"): Promise<string>
 /**
  * Checks that `path` lies inside one of `roots` (strictly below it) and returns its real
  * location. Malformed paths are InvalidArgument, symlinks that escape are PermissionDenied,
- * paths outside every root are FailedPrecondition (attach the pool first).
+ * paths outside every root are FailedPrecondition (attach the pool first). With `noFollow`
+ * a symlink as the last component is not followed.
  */
-export async function confinePath(path: string, roots: Root[], field = "path"): Promise<string> {
+export async function confinePath(
+  path: string,
+  roots: Root[],
+  field = "path",
+  options: { noFollow?: boolean } = {},
+): Promise<string> {
   absolutePath(path, field);
   if (path === "/" || path.endsWith("/")) {
     throw InvalidArgumentError.field(field, `${path} names a directory, not a file`);
   }
-  const real = await resolveReal(path, field);
+  // noFollow: the entry itself (e.g. a symlink to delete), not what it points to.
+  const real = options.noFollow
+    ? join(await resolveReal(dirname(path), field), basename(path))
+    : await resolveReal(path, field);
   let lexicallyInside = false;
   for (const root of roots) {
     let rootReal: string;

@@ -81,6 +81,13 @@ Deno.test("symlinks leading out of the pool are refused, for files and for paren
       () => confinePath(`${dir}/pool/dangling.raw`, roots),
       /dangling symbolic link/,
     );
+    // Without following the last component, the link itself is what is named (to delete it).
+    const entry = await confinePath(`${dir}/pool/escape.raw`, roots, "path", { noFollow: true });
+    assert.equal(entry, `${dir}/pool/escape.raw`);
+    await assert.rejects(
+      () => confinePath(`${dir}/pool/outdir/secret`, roots, "path", { noFollow: true }),
+      PermissionDeniedError,
+    );
   });
 });
 

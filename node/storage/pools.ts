@@ -202,9 +202,16 @@ export class PoolManager {
     return (await this.#doc.read()).map((p) => ({ name: `pool ${p.id}`, path: p.path }));
   }
 
-  /** The real location of a disk (or kernel, initramfs) path, which must be inside a pool. */
-  async resolve(path: string, field = "path"): Promise<string> {
-    return confinePath(path, await this.#roots(), field);
+  /**
+   * The real location of a disk (or kernel, initramfs) path, which must be inside a pool;
+   * `noFollow` keeps a final symlink itself (for deleting it).
+   */
+  async resolve(
+    path: string,
+    field = "path",
+    options: { noFollow?: boolean } = {},
+  ): Promise<string> {
+    return confinePath(path, await this.#roots(), field, options);
   }
 
   /** Like `resolve`, but firmware may also come from the configured firmware directory. */
