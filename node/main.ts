@@ -9,7 +9,11 @@ import { Logger, logger, setLogger } from "../shared/log/logger.ts";
 import { FailedPreconditionError, QaraxError } from "../shared/errors/errors.ts";
 import { assertSafeListen, parseListen } from "../shared/net/listen.ts";
 import { versionLine } from "../shared/version.ts";
+import { IpAdapter } from "./net/ip.ts";
+import { NetworkManager } from "./net/manager.ts";
 import { startNodeServer } from "./rpc/server.ts";
+import { StateStore } from "./state/store.ts";
+import { PoolManager } from "./storage/pools.ts";
 
 const FLAGS: FlagSpec[] = [
   { name: "config", short: "c", help: "configuration file layered over the defaults" },
@@ -51,11 +55,18 @@ async function main(argv: string[]): Promise<void> {
   const listen = parseListen(n.listen || `0.0.0.0:${n.port}`);
   assertSafeListen(listen, !!n.auth_token, n.allow_insecure_listen, "node.allow_insecure_listen");
   await Deno.mkdir(n.runtime_dir, { recursive: true });
+  // Pools and networks attached before a restart (or a host reboot) are restored first.
+  const state = await StateStore.open(n.state_dir);
+  const pools = new PoolManager(state, { firmwareDir: n.firmware_dir });
+  const networks = new NetworkManager(new IpAdapter(), state);
+  log.info("storage pools checked", { ...await pools.reconcile() });
+  log.info("networks restored", { ...await networks.reconcile() });
   const server = await startNodeServer({
     listen,
     authToken: n.auth_token,
     runtimeDir: n.runtime_dir,
     vmmBinary: n.cloud_hypervisor_binary,
+    pools,
   });
   log.info("node agent listening", { address: server.address, runtime_dir: n.runtime_dir });
   const stop = () => {

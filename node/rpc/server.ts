@@ -3,9 +3,15 @@
  * TCP or unix address. Service implementations live beside this file, one per service.
  */
 import { createServer, type Server } from "nice-grpc";
-import { node, VmServiceDefinition } from "../../shared/proto/mod.ts";
+import {
+  FileTransferServiceDefinition,
+  node,
+  VmServiceDefinition,
+} from "../../shared/proto/mod.ts";
 import { formatListen, type ListenAddr } from "../../shared/net/listen.ts";
 import { collectHostFacts } from "../info.ts";
+import type { PoolManager } from "../storage/pools.ts";
+import { fileTransferService } from "./file_transfer.ts";
 import { authMiddleware, errorMiddleware } from "./middleware.ts";
 import { withUnimplemented } from "./unimplemented.ts";
 
@@ -14,6 +20,8 @@ export interface NodeServerOptions {
   authToken: string;
   runtimeDir: string;
   vmmBinary: string;
+  /** The attached storage pools; every disk path of every RPC is confined to them. */
+  pools: PoolManager;
 }
 
 /** A listening node server. */
@@ -52,6 +60,7 @@ export function vmService(options: NodeServerOptions) {
 export async function startNodeServer(options: NodeServerOptions): Promise<NodeServer> {
   const server = createServer().use(errorMiddleware).use(authMiddleware(options.authToken));
   server.add(VmServiceDefinition, vmService(options));
+  server.add(FileTransferServiceDefinition, fileTransferService({ pools: options.pools }));
   let address: string;
   if (options.listen.transport === "unix") {
     await Deno.remove(options.listen.path).catch(() => {});

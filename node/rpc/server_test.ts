@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { createChannel, createClient, Metadata } from "nice-grpc";
 import { VmServiceDefinition } from "../../shared/proto/mod.ts";
 import { parseListen } from "../../shared/net/listen.ts";
+import { StateStore } from "../state/store.ts";
+import { PoolManager } from "../storage/pools.ts";
 import { startNodeServer } from "./server.ts";
 
 async function withServer(token: string, fn: (address: string) => Promise<void>) {
@@ -11,6 +13,7 @@ async function withServer(token: string, fn: (address: string) => Promise<void>)
     authToken: token,
     runtimeDir: dir,
     vmmBinary: "/nonexistent",
+    pools: new PoolManager(await StateStore.open(`${dir}/state`)),
   });
   try {
     await fn(srv.address);

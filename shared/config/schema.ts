@@ -58,6 +58,8 @@ const NodeSection = z.strictObject({
   /** Overrides `port`: `host:port` or `unix:/path`. Empty means `0.0.0.0:<port>`. */
   listen: z.union([z.literal(""), ListenAddress]),
   runtime_dir: z.string().min(1),
+  /** The agent's own durable state (attached pools and networks), kept across restarts. */
+  state_dir: z.string().min(1),
   cloud_hypervisor_binary: z.string().min(1),
   /** Directory firmware files may be taken from, besides attached storage pools. */
   firmware_dir: z.string(),
