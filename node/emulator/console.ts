@@ -89,16 +89,18 @@ function fileConsole(role: string, path: string): HostConsole {
 /** Echoes typed characters like a terminal in canonical mode and collects lines. */
 class LineEditor {
   #line = "";
+  #lastWasCr = false;
   constructor(readonly echo: (text: string) => void, readonly onLine: LineHandler) {}
 
   input(text: string): void {
     for (const ch of text) {
       if (ch === "\r" || ch === "\n") {
-        if (ch === "\n" && this.#line === "" && this.lastWasCr) {
-          this.lastWasCr = false;
+        // CR LF is one line end, not two.
+        if (ch === "\n" && this.#line === "" && this.#lastWasCr) {
+          this.#lastWasCr = false;
           continue;
         }
-        this.lastWasCr = ch === "\r";
+        this.#lastWasCr = ch === "\r";
         this.echo("\r\n");
         const line = this.#line.trim();
         this.#line = "";
@@ -109,13 +111,12 @@ class LineEditor {
           this.echo("\b \b");
         }
       } else {
-        this.lastWasCr = false;
+        this.#lastWasCr = false;
         this.#line += ch;
         this.echo(ch);
       }
     }
   }
-  lastWasCr = false;
 }
 
 function socketConsole(path: string, onLine: LineHandler): HostConsole {

@@ -18,7 +18,7 @@ import {
   vmConfigFromCli,
 } from "./cli.ts";
 import { EventMonitor } from "./event_monitor.ts";
-import { readFaults } from "./faults.ts";
+import { type Faults, readFaults } from "./faults.ts";
 import { MicroHttpServer } from "./http_server.ts";
 import { tryLock } from "./locks.ts";
 import { ChLog } from "./log.ts";
@@ -51,7 +51,7 @@ export async function runEmulator(
   } catch (err) {
     fatal(["Error creating log file", ioErrorText(err)]);
   }
-  let faults;
+  let faults: Faults;
   try {
     faults = readFaults(env);
   } catch (err) {

@@ -228,6 +228,7 @@ class Parser {
       if (this.i >= this.text.length) this.fail("EOF while parsing an object");
       if (this.text[this.i] !== '"') this.fail("key must be a string");
       const key = this.string();
+      const keyEnd = this.i - 1;
       this.skipWs();
       if (this.i >= this.text.length) this.fail("EOF while parsing an object");
       if (this.text[this.i] !== ":") this.fail("expected `:`");
@@ -236,7 +237,8 @@ class Parser {
       const childPtr = `${ptr}/${pointerSegment(key)}`;
       const v = this.value(childPtr);
       if (Object.hasOwn(out, key) && !this.source.duplicates.has(ptr)) {
-        this.source.duplicates.set(ptr, { key, end: this.i - 1 });
+        // serde notices a repeated field right after reading its key.
+        this.source.duplicates.set(ptr, { key, end: keyEnd });
       }
       out[key] = v;
       this.skipWs();

@@ -313,13 +313,8 @@ export class Vmm {
     } else if (kind === "device" || kind === "pmem") {
       const p = (device as { path?: string; file?: string }).path ??
         (device as { file?: string }).file;
-      if (p) {
-        this.#mustExist(
-          action,
-          p,
-          kind === "pmem" ? "Cannot open pmem file" : "Failed to open VFIO device",
-        );
-      }
+      const what = kind === "pmem" ? "Cannot open pmem file" : "Failed to open VFIO device";
+      if (p) requireFile(action, p, CAUSE.deviceManager, what);
     }
     const bdf = vm.bus.attach(id);
     addToConfig(config, list, device);
@@ -631,7 +626,7 @@ export class Vmm {
     assignIds(c, vm.ids);
     try {
       for (const d of c.disks ?? []) {
-        if (d.path && !d.vhost_user) this.#mustExist(action, d.path, "Cannot open disk path");
+        if (d.path && !d.vhost_user) requireFile(action, d.path, ...DISK_OPEN);
       }
       for (const d of c.disks ?? []) detectImageType(d);
       for (const n of c.net ?? []) {
@@ -664,31 +659,15 @@ export class Vmm {
 
   #checkPayload(action: Action, c: VmConfig): void {
     const p = c.payload ?? {};
-    if (p.firmware) this.#mustExist(action, p.firmware, "Error manipulating firmware file");
-    if (p.kernel) this.#mustExist(action, p.kernel, "Cannot open kernel file");
-    if (p.initramfs) this.#mustExist(action, p.initramfs, "Cannot open initramfs file");
-  }
-
-  #mustExist(action: Action, path: string, what: string): void {
-    try {
-      Deno.statSync(path);
-    } catch (err) {
-      throw vmError(
-        500,
-        action,
-        ...(what.startsWith("Cannot open disk") || what.includes("VFIO") || what.includes("pmem")
-          ? [CAUSE.deviceManager]
-          : []),
-        what,
-        ioErrorText(err),
-      );
-    }
+    if (p.firmware) requireFile(action, p.firmware, "Error manipulating firmware file");
+    if (p.kernel) requireFile(action, p.kernel, "Cannot open kernel file");
+    if (p.initramfs) requireFile(action, p.initramfs, "Cannot open initramfs file");
   }
 
   /** Locks a disk image like CH (OFD lock; shared for read-only disks). */
   #openDisk(action: Action, d: DiskConfig): HeldLock | null {
     if (!d.path || d.vhost_user) return null;
-    this.#mustExist(action, d.path, "Cannot open disk path");
+    requireFile(action, d.path, ...DISK_OPEN);
     detectImageType(d);
     const size = Deno.statSync(d.path).size;
     let lock: HeldLock | "busy";
@@ -698,13 +677,7 @@ export class Vmm {
         length: d.lock_granularity === "Full" ? 0 : size,
       });
     } catch (err) {
-      throw vmError(
-        500,
-        action,
-        CAUSE.deviceManager,
-        "Cannot open disk path",
-        (err as Error).message,
-      );
+      throw vmError(500, action, ...DISK_OPEN, (err as Error).message);
     }
     if (lock === "busy") throw vmError(500, action, CAUSE.lockingError);
     return lock;
@@ -769,6 +742,17 @@ export class Vmm {
       }).catch((err) => this.#o.log.error("vmm", String(err)));
     }, ms);
     vm.timers.add(t);
+  }
+}
+
+const DISK_OPEN = [CAUSE.deviceManager, "Cannot open disk path"];
+
+/** Fails like CH when a file the VM needs cannot be opened: `causes`, then the io error. */
+function requireFile(action: Action, path: string, ...causes: string[]): void {
+  try {
+    Deno.statSync(path);
+  } catch (err) {
+    throw vmError(500, action, ...causes, ioErrorText(err));
   }
 }
 

@@ -13,7 +13,7 @@ import {
   runVmmCommand,
   startVmm,
 } from "../support/emulator.ts";
-import { waitForVmm } from "../../node/vmm/client.ts";
+import { VmmClient, waitForVmm } from "../../node/vmm/client.ts";
 
 contractTest("-V prints a version line like CH's; the emulator says what it is", {}, async () => {
   const out = await runVmmCommand(["-V"]);
@@ -166,4 +166,34 @@ contractTest("two VMMs at once do not interfere", { boot: true }, async () => {
   assert.equal((await cb.info()).state, "Running");
   assert.ok(!(await b.eventNames()).includes("vm/paused"));
   await waitForVmm(b.socketPath);
+});
+
+contractTest("node/emulator/cloud-hypervisor runs the emulator wherever a CH path is expected", {
+  emulatorOnly: true,
+}, async () => {
+  const wrapper = new URL("../../node/emulator/cloud-hypervisor", import.meta.url).pathname;
+  const env = { QARAX_DENO: Deno.execPath() };
+  const version = await new Deno.Command(wrapper, { args: ["-V"], env, stdin: "null" }).output();
+  assert.equal(new TextDecoder().decode(version.stdout), "cloud-hypervisor v53.0-emulated\n");
+  const dir = await Deno.makeTempDir({ prefix: "qarax-vmm-" });
+  const child = new Deno.Command(wrapper, {
+    args: ["--api-socket", `path=${dir}/api.sock`],
+    env,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    const ping = await waitForVmm(`${dir}/api.sock`, { timeoutMs: 10_000 });
+    assert.equal(ping.pid, child.pid, "exec'd: the wrapper's pid is the emulator's");
+    using c = new VmmClient({ socketPath: `${dir}/api.sock` });
+    await c.shutdownVmm();
+    assert.equal((await child.status).code, 0);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await child.status;
+    await Deno.remove(dir, { recursive: true });
+  }
 });
