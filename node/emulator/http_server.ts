@@ -66,8 +66,9 @@ export class RequestParser {
   }
 
   /**
-   * Feeds bytes. Returns the requests completed by them and, when `continueFor` fires, a
-   * request whose `Expect: 100-continue` must be acknowledged. Throws ParseError.
+   * Feeds bytes and returns the requests they complete. `onContinue` is called (with the
+   * request's HTTP version) when a head with `Expect: 100-continue` must be acknowledged.
+   * Throws ParseError.
    */
   push(chunk: Uint8Array, onContinue?: (version: string) => void): HttpRequest[] {
     this.#buf = concat(this.#buf, chunk);
@@ -89,6 +90,7 @@ export class RequestParser {
         const end = indexOfCrlf(this.#buf);
         if (end < 0) {
           if (this.#buf.length >= REQUEST_LINE_LIMIT) {
+            // micro-http's (odd) wording for a header line longer than its 1 KiB buffer.
             throw new ParseError(
               `Invalid header. Reason: Invalid content length. Header: ${
                 decoder.decode(this.#buf.subarray(0, REQUEST_LINE_LIMIT))

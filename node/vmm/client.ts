@@ -55,8 +55,9 @@ export const ENDPOINTS = {
   "vm.add-pmem": { method: "PUT", retrySafe: false },
   "vm.add-vsock": { method: "PUT", retrySafe: false },
   "vm.remove-device": { method: "PUT", retrySafe: false },
+  // Not retried: a repeated vCPU removal answers 429 although the first one worked.
+  "vm.resize": { method: "PUT", retrySafe: false },
   // Absolute targets: repeating them converges on the same result.
-  "vm.resize": { method: "PUT", retrySafe: true },
   "vm.resize-disk": { method: "PUT", retrySafe: true },
   "vm.resize-zone": { method: "PUT", retrySafe: true },
   "vm.snapshot": { method: "PUT", retrySafe: false },

@@ -231,9 +231,17 @@ contractTest("running: calls valid and invalid while booted", { boot: true }, as
 contractTest("paused: the paused column of the table", { boot: true }, async () => {
   await using vmm = await startVmm();
   const c = vmm.client();
-  await c.create(await bootableConfig(vmm.dir));
+  const [root, extra] = [await makeDisk(vmm.dir, "root.raw"), await makeDisk(vmm.dir, "x.raw")];
+  await c.create(await bootableConfig(vmm.dir, { disks: [{ path: root, id: "root" }] }));
   await c.boot();
   await c.pause();
+  assert.equal((await c.info()).state, "Paused");
+  // Hotplug, unplug and resizes are attempted on the paused VM.
+  const hot = await c.addDisk({ path: extra, id: "extra" });
+  assert.equal(hot?.id, "extra");
+  await c.removeDevice("extra");
+  await c.resizeDisk({ id: "root", desired_size: 128 * 1024 * 1024 });
+  await c.resize({ desired_vcpus: 2 });
   assert.equal((await c.info()).state, "Paused");
   await assertVmmError(
     c.pause(),

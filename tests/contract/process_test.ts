@@ -197,3 +197,22 @@ contractTest("node/emulator/cloud-hypervisor runs the emulator wherever a CH pat
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+contractTest(
+  "SIGTERM shuts the VMM down cleanly, like CH's signal handler",
+  { boot: true },
+  async () => {
+    await using vmm = await startVmm();
+    const c = vmm.client();
+    await c.create(await bootableConfig(vmm.dir));
+    await c.boot();
+    vmm.kill("SIGTERM");
+    const exit = await vmm.waitExit();
+    assert.equal(exit.code, 0);
+    assert.deepEqual((await vmm.eventNames()).slice(-3), [
+      "vm/shutdown",
+      "vm/deleted",
+      "vmm/shutdown",
+    ]);
+  },
+);
