@@ -16,6 +16,9 @@ import { healthRouter } from "./health.ts";
 import { docsRouter } from "./docs.ts";
 import { hostsRouter } from "./hosts.ts";
 import { jobsRouter } from "./jobs.ts";
+import { instanceTypesRouter } from "./instance_types.ts";
+import { storagePoolsRouter } from "./storage_pools.ts";
+import { storageObjectsRouter } from "./storage_objects.ts";
 import { auditLogsRouter } from "./audit_logs.ts";
 
 export type { AppDeps, AppEnv } from "./deps.ts";
@@ -26,6 +29,9 @@ export const MAX_BODY_BYTES = 4 * 1024 * 1024;
 /** The routers mounted under `/v1`, in documentation order. */
 const RESOURCE_ROUTERS = [
   hostsRouter,
+  storagePoolsRouter,
+  storageObjectsRouter,
+  instanceTypesRouter,
   jobsRouter,
   auditLogsRouter,
 ];

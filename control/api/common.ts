@@ -157,7 +157,9 @@ export function issueDetails(issues: readonly Issue[]): ErrorDetail[] {
       out.push({ field: path || "(body)", message: issue.message.replace(/^Invalid input: /, "") });
     }
   }
-  return out;
+  // One complaint per field: the first (e.g. "too small" before "not a multiple of 1 MiB").
+  const seen = new Set<string | undefined>();
+  return out.filter((d) => !seen.has(d.field) && seen.add(d.field));
 }
 
 /** The `defaultHook` of every router: failed validation → 422 (404 for a malformed path id). */
@@ -231,4 +233,32 @@ export function withEtag<T extends { version: number }>(
 /** True for text shaped like a UUID (any version). */
 export function looksLikeId(text: string): boolean {
   return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(text);
+}
+
+const MiB = 1024 * 1024;
+
+/** Guest memory in bytes: a whole number of MiB, at least 1 MiB. */
+export const MemorySize = z.int().min(MiB).max(Number.MAX_SAFE_INTEGER).refine(
+  (n) => n % MiB === 0,
+  "must be a multiple of 1 MiB (1048576)",
+);
+
+/** Hot-pluggable memory in bytes: a whole number of MiB (0 = none). */
+export const HotplugSize = z.int().min(0).max(Number.MAX_SAFE_INTEGER).refine(
+  (n) => n % MiB === 0,
+  "must be a multiple of 1 MiB (1048576)",
+);
+
+/** Throws a 422 naming `max_vcpus` when it is below `boot_vcpus`. */
+export function checkVcpus(boot: number, max: number | null | undefined): void {
+  if (max !== null && max !== undefined && max < boot) {
+    throw InvalidArgumentError.field("max_vcpus", `must be at least boot_vcpus (${boot})`);
+  }
+}
+
+/** Only the keys of `patch` that are set (undefined dropped). */
+export function defined<T extends Record<string, unknown>>(patch: T): Partial<T> {
+  return Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) as Partial<
+    T
+  >;
 }

@@ -205,3 +205,37 @@ export async function deleteById(db: Db, table: string, id: string): Promise<boo
   const rows = await run(() => db`delete from ${db(table)} where id = ${id} returning id`);
   return rows.length > 0;
 }
+
+/** The generic queries of one resource table (rows carry `id`, `created_at`, `version`). */
+export interface TableQueries<T extends object> {
+  readonly table: string;
+  /** Columns of a single resource (with `version`, for the ETag). */
+  readonly columns: readonly string[];
+  /** Columns of list items (without `version`). */
+  readonly listColumns: readonly string[];
+  get(db: Db, id: string, lock?: boolean): Promise<T | undefined>;
+  insert(db: Db, row: Record<string, unknown>): Promise<T>;
+  update(db: Db, id: string, fields: Record<string, unknown>): Promise<T | undefined>;
+  remove(db: Db, id: string): Promise<boolean>;
+  list(db: Db, where: Fragment[], page: Page): Promise<PageOf<Omit<T, "version">>>;
+}
+
+/** Builds the generic queries of `table`; JSON columns are wrapped for postgres.js. */
+export function tableQueries<T extends object>(
+  table: string,
+  columns: readonly string[],
+  json: readonly string[] = [],
+): TableQueries<T> {
+  const listColumns = columns.filter((c) => c !== "version");
+  return {
+    table,
+    columns,
+    listColumns,
+    get: (db, id, lock = false) => getById<T>(db, table, columns, id, lock),
+    insert: (db, row) => insertRow<T>(db, table, columns, row, json),
+    update: (db, id, fields) => updateRow<T>(db, table, columns, id, fields, json),
+    remove: (db, id) => deleteById(db, table, id),
+    list: (db, where, page) =>
+      listPage<Omit<T, "version">>(db, { list: table, table, columns: listColumns, where, page }),
+  };
+}
