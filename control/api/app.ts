@@ -17,6 +17,11 @@ import { docsRouter } from "./docs.ts";
 import { hostsRouter } from "./hosts.ts";
 import { jobsRouter } from "./jobs.ts";
 import { instanceTypesRouter } from "./instance_types.ts";
+import { networksRouter } from "./networks.ts";
+import { vmsRouter } from "./vms.ts";
+import { vmDevicesRouter } from "./vm_devices.ts";
+import { bootSourcesRouter } from "./boot_sources.ts";
+import { vmTemplatesRouter } from "./vm_templates.ts";
 import { storagePoolsRouter } from "./storage_pools.ts";
 import { storageObjectsRouter } from "./storage_objects.ts";
 import { auditLogsRouter } from "./audit_logs.ts";
@@ -29,9 +34,14 @@ export const MAX_BODY_BYTES = 4 * 1024 * 1024;
 /** The routers mounted under `/v1`, in documentation order. */
 const RESOURCE_ROUTERS = [
   hostsRouter,
+  vmsRouter,
+  vmDevicesRouter,
+  networksRouter,
   storagePoolsRouter,
   storageObjectsRouter,
+  bootSourcesRouter,
   instanceTypesRouter,
+  vmTemplatesRouter,
   jobsRouter,
   auditLogsRouter,
 ];

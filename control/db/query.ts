@@ -138,7 +138,10 @@ export async function listPage<T extends object>(db: Db, spec: ListSpec): Promis
   };
 }
 
-/** One row by id, or undefined. `lock` takes a row lock (inside a transaction). */
+/**
+ * One row by id, or undefined. `lock` takes a row lock (inside a transaction); `no key update`
+ * so inserts of rows that reference this one (FK checks) are not blocked.
+ */
 export async function getById<T extends object>(
   db: Db,
   table: string,
@@ -149,7 +152,9 @@ export async function getById<T extends object>(
   if (!isUuid(id)) return undefined;
   const rows = await run(() =>
     lock
-      ? db<T[]>`select ${db(columns as string[])} from ${db(table)} where id = ${id} for update`
+      ? db<T[]>`select ${db(columns as string[])} from ${
+        db(table)
+      } where id = ${id} for no key update`
       : db<T[]>`select ${db(columns as string[])} from ${db(table)} where id = ${id}`
   );
   return rows[0];
