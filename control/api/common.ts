@@ -144,14 +144,15 @@ interface Issue {
   keys?: string[];
 }
 
-/** zod issues → one detail per bad field. */
-export function issueDetails(issues: readonly Issue[]): ErrorDetail[] {
+/** zod issues → one detail per bad field (`patch`: unknown keys may be fixed fields). */
+export function issueDetails(issues: readonly Issue[], patch = false): ErrorDetail[] {
   const out: ErrorDetail[] = [];
+  const unknown = patch ? "unknown field, or one that cannot be changed" : "unknown field";
   for (const issue of issues) {
     const path = issue.path.map(String).join(".");
     if (issue.code === "unrecognized_keys" && issue.keys) {
       for (const k of issue.keys) {
-        out.push({ field: path ? `${path}.${k}` : k, message: "unknown field" });
+        out.push({ field: path ? `${path}.${k}` : k, message: unknown });
       }
     } else {
       out.push({ field: path || "(body)", message: issue.message.replace(/^Invalid input: /, "") });
@@ -168,7 +169,7 @@ export function validationHook(
   c: Context,
 ): void {
   if (result.success || !result.error) return;
-  const details = issueDetails(result.error.issues);
+  const details = issueDetails(result.error.issues, c.req.method === "PATCH");
   if (result.target === "param") {
     throw new NotFoundError(
       `${c.req.path} not found (${details.map((d) => d.field).join(", ")} is not a valid id)`,
@@ -228,11 +229,6 @@ export function withEtag<T extends { version: number }>(
   const { version, ...rest } = row;
   c.header("ETag", etagOf(version));
   return rest;
-}
-
-/** True for text shaped like a UUID (any version). */
-export function looksLikeId(text: string): boolean {
-  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(text);
 }
 
 const MiB = 1024 * 1024;

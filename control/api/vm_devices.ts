@@ -261,7 +261,7 @@ export function vmDevicesRouter(deps: AppDeps) {
         method: "get",
         path: `/vms/{id}/${kind}`,
         tags,
-        summary: `List a VM's ${kind}`,
+        summary: `List a VM's ${isDisk ? "disks" : "NICs"}`,
         request: { params: VmParams },
         responses: {
           200: json(ListOf(schema, isDisk ? "VmDiskList" : "VmNicList"), `All ${kind}`),

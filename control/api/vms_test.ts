@@ -121,6 +121,8 @@ Deno.test("VMs API", async (t) => {
     assert.equal(bad.status, 409);
     assert.deepEqual(fieldsOf(bad), ["nics.1.ip_address"]);
     assert.equal((await api.get("/v1/vms?name=rolled-back")).body.items.length, 0);
+    const audit = (await api.get("/v1/audit-logs?resource_type=vm&action=create")).body.items;
+    assert.ok(!audit.some((a: { summary: { name: string } }) => a.summary.name === "rolled-back"));
     const ips = (await api.get(`/v1/networks/${net.id}/ips`)).body.items;
     assert.equal(ips.length, 3, "nothing of the failed VM was kept");
   });

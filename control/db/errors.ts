@@ -152,12 +152,3 @@ export function mapDbError(err: unknown): unknown {
   }
   return err;
 }
-
-/** Runs `fn`, rethrowing database errors as domain errors. */
-export async function mappingDbErrors<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw mapDbError(err);
-  }
-}
