@@ -215,3 +215,21 @@ Deno.test("IPAM: 50 parallel NICs get distinct addresses; the next is a clear 40
     assert.equal(end.body.items.length, 50);
   });
 });
+
+Deno.test("IPAM: parallel VM creates with NICs on two networks in opposite orders all succeed", async () => {
+  await using api = await createTestApi();
+  const a = await api.create("/v1/networks", { name: "a", subnet: "10.80.0.0/24" });
+  const b = await api.create("/v1/networks", { name: "b", subnet: "10.81.0.0/24" });
+  const results = await Promise.all(Array.from({ length: 16 }, (_, i) =>
+    api.post("/v1/vms", {
+      name: `x${i}`,
+      nics: i % 2
+        ? [{ network_id: a.id }, { network_id: b.id }]
+        : [{ network_id: b.id }, { network_id: a.id }],
+    })));
+  for (const r of results) assert.equal(r.status, 201, JSON.stringify(r.body));
+  for (const n of [a, b]) {
+    const ips = (await api.get(`/v1/networks/${n.id}/ips`)).body.items;
+    assert.equal(new Set(ips.map((x: { ip_address: string }) => x.ip_address)).size, 16);
+  }
+});

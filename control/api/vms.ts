@@ -12,6 +12,7 @@ import {
 } from "../../shared/errors/errors.ts";
 import { bootSources } from "../db/boot_sources.ts";
 import { instanceTypes } from "../db/instance_types.ts";
+import { networks } from "../db/networks.ts";
 import { type Db, transaction } from "../db/query.ts";
 import { vmTemplates } from "../db/vm_templates.ts";
 import { vmFilters, type VmRow, vms } from "../db/vms.ts";
@@ -229,6 +230,10 @@ export function vmsRouter(deps: AppDeps) {
         });
         const nicInputs = requestNics ??
           fields.nics.map((n) => ({ ...n, mtu: n.mtu ?? undefined }));
+        // Lock the networks in one order so concurrent creates cannot deadlock on them.
+        for (const id of [...new Set(nicInputs.map((n) => n.network_id))].sort()) {
+          await networks.get(tx, id, true);
+        }
         for (const [i, nic] of nicInputs.entries()) await addNic(tx, vm, nic, `nics.${i}.`);
         for (const [i, disk] of (disks ?? []).entries()) {
           await attachDisk(tx, vm, disk, `disks.${i}.`);
