@@ -34,6 +34,7 @@ import {
   IfMatchHeaders,
   json,
   ListOf,
+  mergePatch,
   Name,
   PageQuery,
   patchBody,
@@ -230,7 +231,7 @@ export function storagePoolsRouter(deps: AppDeps) {
         get: storagePools.get,
         change: async (tx, cur) => {
           const fields: Record<string, unknown> = { ...patch };
-          if (patch.config) fields.config = { ...cur.config, ...patch.config };
+          if (patch.config) fields.config = mergePatch(cur.config, patch.config) ?? {};
           return { row: await storagePools.update(tx, id, fields), fields: Object.keys(patch) };
         },
       });
