@@ -8,7 +8,8 @@ import { redactValue } from "../shared/config/redact.ts";
 import { Logger, logger, setLogger } from "../shared/log/logger.ts";
 import { QaraxError } from "../shared/errors/errors.ts";
 import { versionLine } from "../shared/version.ts";
-import { openDatabase, startServer } from "./server.ts";
+import { startServer } from "./server.ts";
+import { openDatabase } from "./db/open.ts";
 import { migrate } from "./db/migrate.ts";
 import { MIGRATIONS } from "../migrations/mod.ts";
 
@@ -65,15 +66,15 @@ async function main(args: string[]): Promise<number> {
       return 0;
     case "migrate": {
       const config = loadConfig(rest);
-      const sql = openDatabase(config);
+      const db = await openDatabase(config, logger());
       try {
-        const result = await migrate(sql, MIGRATIONS);
+        const result = await migrate(db.sql, MIGRATIONS);
         console.log(
           `applied ${result.applied.length} migration(s)` +
             (result.applied.length ? `: ${result.applied.join(", ")}` : ""),
         );
       } finally {
-        await sql.end();
+        await db.close();
       }
       return 0;
     }
@@ -81,6 +82,7 @@ async function main(args: string[]): Promise<number> {
     case "serve": {
       const config = loadConfig(cmd ? rest : args);
       const server = await startServer(config);
+      console.log(`qarax API:  ${server.url}/v1\nqarax docs: ${server.url}/docs`);
       const stop = () => {
         logger().info("shutting down");
         server.shutdown().then(() => Deno.exit(0));

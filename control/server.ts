@@ -1,89 +1,98 @@
 /**
- * The control-plane process: opens the database, applies migrations, and serves the REST API
- * until asked to stop. `startServer` is what `qarax serve` runs and what tests start.
+ * The control-plane process: opens the database (PostgreSQL or embedded), applies migrations,
+ * builds the app and serves it with `Deno.serve` until asked to stop. `startServer` is what
+ * `qarax serve` runs and what tests start.
  */
 import type { Sql } from "postgres";
-import { Hono } from "hono";
 import type { ControlConfig } from "../shared/config/schema.ts";
 import { assertSafeListen, parseListen } from "../shared/net/listen.ts";
-import { logger } from "../shared/log/logger.ts";
-import { FailedPreconditionError } from "../shared/errors/errors.ts";
-import { connectPostgres } from "./db/connect.ts";
-import { appliedMigrations, migrate } from "./db/migrate.ts";
+import { type Logger, logger as rootLogger } from "../shared/log/logger.ts";
+import { InvalidArgumentError } from "../shared/errors/errors.ts";
+import { type Database, openDatabase } from "./db/open.ts";
+import { migrate } from "./db/migrate.ts";
 import { MIGRATIONS } from "../migrations/mod.ts";
+import { createApp } from "./api/app.ts";
+import type { AppDeps } from "./api/deps.ts";
 
 /** A running control plane. */
 export interface ServerHandle {
+  /** Base URL, e.g. `http://127.0.0.1:8000`. */
   url: string;
   port: number;
   sql: Sql;
+  deps: AppDeps;
   shutdown(): Promise<void>;
 }
 
-/** Opens the database described by the config (migrations not applied). */
-export function openDatabase(config: ControlConfig): Sql {
-  if (!config.database.url) {
-    throw new FailedPreconditionError(
-      "no database.url configured (set DATABASE_URL); the embedded database is not available yet",
-    );
-  }
-  return connectPostgres(config.database.url, {
-    max: config.database.max_connections,
-    connectTimeoutS: config.database.connect_timeout_s,
-  });
-}
-
-/** Builds the HTTP app. */
-export function createApp(sql: Sql): Hono {
-  const app = new Hono();
-  app.get("/healthz", (c) => c.json({ status: "ok" }));
-  app.get("/readyz", async (c) => {
-    try {
-      const applied = await appliedMigrations(sql);
-      const pending = MIGRATIONS.filter((m) => !applied?.includes(m.name)).map((m) => m.name);
-      if (pending.length) return c.json({ status: "migrations pending", pending }, 503);
-      return c.json({ status: "ready" });
-    } catch (err) {
-      return c.json({ status: "database unreachable", error: (err as Error).message }, 503);
-    }
-  });
-  return app;
+/** Options for tests and embedding; the config decides everything else. */
+export interface StartOptions {
+  logger?: Logger;
+  /** An already open database (tests); it is not closed on shutdown. */
+  database?: Database;
 }
 
 /** Starts the control plane: database, migrations, HTTP listener. */
-export async function startServer(config: ControlConfig): Promise<ServerHandle> {
-  const log = logger();
+export async function startServer(
+  config: ControlConfig,
+  options: StartOptions = {},
+): Promise<ServerHandle> {
+  const log = options.logger ?? rootLogger();
   const listen = parseListen(`${config.application.host}:${config.application.port}`);
-  if (listen.transport !== "tcp") throw new Error("unreachable");
+  if (listen.transport !== "tcp") {
+    throw InvalidArgumentError.field("application.host", "must be a host name or address");
+  }
   assertSafeListen(
     listen,
     config.auth.enabled,
     config.application.allow_insecure_listen,
     "application.allow_insecure_listen",
   );
-  const sql = openDatabase(config);
-  await migrate(sql, MIGRATIONS);
-  const app = createApp(sql);
-  const ac = new AbortController();
-  const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
-  const server = Deno.serve({
-    hostname: listen.hostname,
-    port: listen.port,
-    signal: ac.signal,
-    onListen: (addr) => resolve(addr as Deno.NetAddr),
-  }, app.fetch);
-  const addr = await listening;
-  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-  const url = `http://${host}:${addr.port}`;
-  log.info("control plane listening", { url });
-  return {
-    url,
-    port: addr.port,
-    sql,
-    async shutdown() {
-      ac.abort();
-      await server.finished;
-      await sql.end({ timeout: 5 });
-    },
-  };
+  if (config.auth.enabled && config.auth.tokens.length === 0) {
+    log.warn("auth is enabled but auth.tokens is empty: every API request will get 401");
+  }
+  const db = options.database ?? await openDatabase(config, log);
+  const ownsDb = !options.database;
+  try {
+    await migrate(db.sql, MIGRATIONS);
+    const deps: AppDeps = {
+      sql: db.sql,
+      config,
+      logger: log,
+      clock: () => new Date(),
+      migrations: MIGRATIONS,
+      database: { kind: db.kind, location: db.location },
+    };
+    const app = createApp(deps);
+    const ac = new AbortController();
+    const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
+    const server = Deno.serve({
+      hostname: listen.hostname,
+      port: listen.port,
+      signal: ac.signal,
+      onListen: (addr) => resolve(addr as Deno.NetAddr),
+    }, app.fetch);
+    const addr = await listening;
+    const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+    const url = `http://${host}:${addr.port}`;
+    log.info("control plane listening", {
+      api: `${url}/v1`,
+      docs: `${url}/docs`,
+      database: db.kind,
+      auth: config.auth.enabled,
+    });
+    return {
+      url,
+      port: addr.port,
+      sql: db.sql,
+      deps,
+      async shutdown() {
+        ac.abort();
+        await server.finished;
+        if (ownsDb) await db.close();
+      },
+    };
+  } catch (err) {
+    if (ownsDb) await db.close();
+    throw err;
+  }
 }

@@ -3,6 +3,7 @@
  * binaries embed the SQL; a test checks that every `.sql` file in this folder is listed here.
  */
 import m0001 from "./0001_init.sql" with { type: "text" };
+import m0002 from "./0002_resources.sql" with { type: "text" };
 
 /** A migration: its file name and SQL text. */
 export interface Migration {
@@ -13,4 +14,5 @@ export interface Migration {
 /** All migrations of the control-plane schema, in the order they apply. */
 export const MIGRATIONS: readonly Migration[] = [
   { name: "0001_init.sql", sql: m0001 },
+  { name: "0002_resources.sql", sql: m0002 },
 ];

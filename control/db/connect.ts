@@ -37,6 +37,15 @@ export function connectionOptions(url: string, options: ConnectOptions = {}) {
     max: options.max ?? 10,
     connect_timeout: options.connectTimeoutS ?? 10,
     onnotice: () => {},
+    // int8 (sizes, counts) as JS numbers: every value the schema stores fits in 2^53.
+    types: {
+      bigint: {
+        to: 20,
+        from: [20],
+        serialize: (x: number) => String(x),
+        parse: (x: string) => Number(x),
+      },
+    },
     connection: { application_name: options.applicationName ?? "qarax" },
   };
 }

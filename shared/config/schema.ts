@@ -52,6 +52,22 @@ const SchedulingSection = z.strictObject({
   cpu_overcommit_ratio: z.number().positive(),
 });
 
+/** What a VM gets when neither the request, its instance type nor its template says. */
+const VmDefaultsSection = z.strictObject({
+  hypervisor: z.enum(["cloud_hv"]),
+  boot_mode: z.enum(["kernel", "firmware"]),
+  /** `x86_64` or `aarch64`; empty means the control plane's own architecture. */
+  architecture: z.enum(["", "x86_64", "aarch64"]),
+  boot_vcpus: positiveInt,
+  /** Bytes. */
+  memory_size: positiveInt,
+  /** Paths on the node used to boot a VM that has no boot source (kernel mode / firmware). */
+  kernel: z.string(),
+  initramfs: z.string(),
+  cmdline: z.string(),
+  firmware: z.string(),
+});
+
 const NodeSection = z.strictObject({
   /** TCP port of the gRPC service (the original's `--port`). */
   port,
@@ -78,6 +94,7 @@ export const ConfigFileSchema = z.strictObject({
   log: LogSection,
   auth: AuthSection,
   scheduling: SchedulingSection,
+  vm_defaults: VmDefaultsSection,
   node: NodeSection,
 });
 
@@ -86,7 +103,7 @@ export type ConfigFile = z.infer<typeof ConfigFileSchema>;
 /** The control plane's typed configuration. */
 export type ControlConfig = Pick<
   ConfigFile,
-  "application" | "database" | "log" | "auth" | "scheduling"
+  "application" | "database" | "log" | "auth" | "scheduling" | "vm_defaults"
 >;
 
 /** The node agent's typed configuration. */

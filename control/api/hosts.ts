@@ -1,0 +1,333 @@
+/**
+ * `/v1/hosts`: hypervisor hosts (registration, metadata, maintenance) and their resource
+ * ledger. Connecting to the node (init, health) belongs to the orchestration layer.
+ */
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import {
+  ConflictError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+} from "../../shared/errors/errors.ts";
+import { isIpv4 } from "../../shared/net/ip.ts";
+import {
+  allocatedOnHost,
+  deleteHost,
+  getHost,
+  HOST_STATUSES,
+  type HostRow,
+  insertHost,
+  listHosts,
+  updateHost,
+  vmsOnHost,
+} from "../db/hosts.ts";
+import { transaction } from "../db/query.ts";
+import { audit } from "./audit.ts";
+import {
+  Architecture,
+  body,
+  checkIfMatch,
+  errors,
+  Id,
+  IdParams,
+  IfMatchHeaders,
+  json,
+  Labels,
+  ListOf,
+  mergePatch,
+  Name,
+  PageQuery,
+  patchBody,
+  Timestamp,
+  validationHook,
+  withEtag,
+} from "./common.ts";
+import type { AppDeps, AppEnv } from "./deps.ts";
+
+const HOSTNAME =
+  /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** An IPv4/IPv6 literal or a DNS name. */
+const Address = z.string().max(253).refine(
+  (a) => isIpv4(a) || HOSTNAME.test(a) || z.ipv6().safeParse(a).success,
+  "expected an IPv4 or IPv6 address or a DNS name",
+);
+const Port = z.int().min(1).max(65535);
+const HostStatus = z.enum(HOST_STATUSES);
+
+export const Host = z.object({
+  id: Id,
+  name: z.string(),
+  address: z.string(),
+  port: z.int().openapi({ description: "gRPC port of qarax-node" }),
+  status: HostStatus,
+  status_reason: z.string().nullable(),
+  labels: z.record(z.string(), z.string()),
+  reservation_class: z.string().nullable(),
+  architecture: z.string().nullable(),
+  total_cpus: z.int().nullable(),
+  total_memory_bytes: z.int().nullable(),
+  available_memory_bytes: z.int().nullable(),
+  load_average: z.number().nullable(),
+  cloud_hypervisor_version: z.string().nullable(),
+  kernel_version: z.string().nullable(),
+  node_version: z.string().nullable(),
+  last_seen_at: Timestamp.nullable(),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+}).openapi("Host");
+
+const ReservationClass = z.string().regex(
+  /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/,
+  "1-63 of A-Z a-z 0-9 _ . -",
+);
+
+const NewHost = z.strictObject({
+  name: Name,
+  address: Address,
+  port: Port.default(50051),
+  labels: Labels.default({}),
+  reservation_class: ReservationClass.nullable().optional(),
+  architecture: Architecture.nullable().optional(),
+}).openapi("NewHost");
+
+const HostPatch = z.strictObject({
+  name: Name.optional(),
+  address: Address.optional(),
+  port: Port.optional(),
+  labels: z.record(z.string(), z.string().nullable()).optional().openapi({
+    description: "Merged key by key; a null value removes the label.",
+  }),
+  reservation_class: ReservationClass.nullable().optional(),
+  status: z.enum(["maintenance", "up"]).optional().openapi({
+    description:
+      "`maintenance` takes the host out of scheduling; `up` returns it from maintenance.",
+  }),
+}).openapi("HostPatch");
+
+const HostResources = z.object({
+  host_id: Id,
+  architecture: z.string().nullable(),
+  total_cpus: z.int().nullable(),
+  total_memory_bytes: z.int().nullable(),
+  cpu_overcommit_ratio: z.number(),
+  memory_overcommit_ratio: z.number(),
+  vcpu_capacity: z.int().nullable().openapi({ description: "total_cpus × cpu_overcommit_ratio" }),
+  memory_capacity_bytes: z.int().nullable(),
+  allocated_vcpus: z.int(),
+  allocated_memory_bytes: z.int(),
+  available_vcpus: z.int().nullable(),
+  available_memory_bytes: z.int().nullable(),
+  vm_count: z.int().openapi({ description: "VMs holding resources on the host" }),
+}).openapi("HostResources");
+
+const ListQuery = z.object({
+  ...PageQuery,
+  name: z.string().optional(),
+  status: HostStatus.optional(),
+  architecture: z.string().optional(),
+  reservation_class: z.string().optional(),
+});
+
+const tags = ["hosts"];
+
+/** The hosts router. */
+export function hostsRouter(deps: AppDeps) {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  const notFound = (id: string) => NotFoundError.of("host", id);
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/hosts",
+      tags,
+      summary: "List hosts",
+      request: { query: ListQuery },
+      responses: { 200: json(ListOf(Host, "HostList"), "A page of hosts"), ...errors(422) },
+    }),
+    async (c) => {
+      const { limit, cursor, ...filters } = c.req.valid("query");
+      return c.json(await listHosts(deps.sql, filters, { limit, cursor }), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/hosts",
+      tags,
+      summary: "Register a host",
+      description:
+        "The host starts as `unknown`; initialising it (connecting to its node) comes later.",
+      request: { body: body(NewHost) },
+      responses: { 201: json(Host, "The registered host", true), ...errors(400, 409, 422) },
+    }),
+    async (c) => {
+      const input = c.req.valid("json");
+      const row = await transaction(deps.sql, async (tx) => {
+        const host = await insertHost(tx, { ...input });
+        await audit(tx, c, {
+          action: "create",
+          resource_type: "host",
+          resource_id: host.id,
+          summary: { name: host.name, address: host.address, port: host.port },
+        });
+        return host;
+      });
+      c.header("Location", `/v1/hosts/${row.id}`);
+      return c.json(withEtag(c, row), 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/hosts/{id}",
+      tags,
+      summary: "Get a host",
+      request: { params: IdParams },
+      responses: { 200: json(Host, "The host", true), ...errors(404) },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const row = await getHost(deps.sql, id);
+      if (!row) throw notFound(id);
+      return c.json(withEtag(c, row), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "patch",
+      path: "/hosts/{id}",
+      tags,
+      summary: "Update a host (JSON merge patch)",
+      request: { params: IdParams, headers: IfMatchHeaders, body: patchBody(HostPatch) },
+      responses: { 200: json(Host, "The updated host", true), ...errors(400, 404, 409, 412, 422) },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const patch = c.req.valid("json");
+      const row = await transaction(deps.sql, async (tx) => {
+        const current = await getHost(tx, id, true);
+        if (!current) throw notFound(id);
+        checkIfMatch(c, current.version, `host ${id}`);
+        const fields: Partial<HostRow> = {};
+        if (patch.name !== undefined) fields.name = patch.name;
+        if (patch.address !== undefined) fields.address = patch.address;
+        if (patch.port !== undefined) fields.port = patch.port;
+        if (patch.reservation_class !== undefined) {
+          fields.reservation_class = patch.reservation_class;
+        }
+        if (patch.labels !== undefined) {
+          const labels = mergePatch(current.labels, patch.labels) as Record<string, string>;
+          const parsed = Labels.safeParse(labels);
+          if (!parsed.success) {
+            throw InvalidArgumentError.field("labels", parsed.error.issues[0].message);
+          }
+          fields.labels = parsed.data;
+        }
+        if (patch.status === "maintenance" && current.status !== "maintenance") {
+          fields.status = "maintenance";
+          fields.status_reason = `maintenance requested by ${c.get("actor")}`;
+        } else if (patch.status === "up" && current.status !== "up") {
+          if (current.status !== "maintenance") {
+            throw new FailedPreconditionError(
+              `host ${id} is ${current.status}; only a host in maintenance can be set back to up (its node reports the rest)`,
+              { details: [{ field: "status", message: `is ${current.status}` }] },
+            );
+          }
+          fields.status = "up";
+          fields.status_reason = null;
+        }
+        const updated = await updateHost(tx, id, fields);
+        if (!updated) throw notFound(id);
+        await audit(tx, c, {
+          action: "update",
+          resource_type: "host",
+          resource_id: id,
+          summary: { name: updated.name, fields: Object.keys(fields) },
+        });
+        return updated;
+      });
+      return c.json(withEtag(c, row), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "delete",
+      path: "/hosts/{id}",
+      tags,
+      summary: "Remove a host",
+      description: "Refused (409) while VMs are placed on it.",
+      request: { params: IdParams, headers: IfMatchHeaders },
+      responses: { 204: { description: "Removed" }, ...errors(404, 409, 412) },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      await transaction(deps.sql, async (tx) => {
+        const current = await getHost(tx, id, true);
+        if (!current) throw notFound(id);
+        checkIfMatch(c, current.version, `host ${id}`);
+        const placed = await vmsOnHost(tx, id);
+        if (placed.count > 0) {
+          throw new ConflictError(
+            `host ${current.name} has ${placed.count} vm(s) placed on it (${
+              placed.names.join(", ")
+            }${placed.count > placed.names.length ? ", …" : ""}); move or delete them first`,
+          );
+        }
+        await deleteHost(tx, id);
+        await audit(tx, c, {
+          action: "delete",
+          resource_type: "host",
+          resource_id: id,
+          summary: { name: current.name },
+        });
+      });
+      return c.body(null, 204);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/hosts/{id}/resources",
+      tags,
+      summary: "Allocated vs total resources of a host",
+      request: { params: IdParams },
+      responses: { 200: json(HostResources, "The host's ledger"), ...errors(404) },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const host = await getHost(deps.sql, id);
+      if (!host) throw notFound(id);
+      const used = await allocatedOnHost(deps.sql, id);
+      const { cpu_overcommit_ratio, memory_overcommit_ratio } = deps.config.scheduling;
+      const vcpuCap = host.total_cpus === null
+        ? null
+        : Math.floor(host.total_cpus * cpu_overcommit_ratio);
+      const memCap = host.total_memory_bytes === null
+        ? null
+        : Math.floor(host.total_memory_bytes * memory_overcommit_ratio);
+      return c.json({
+        host_id: id,
+        architecture: host.architecture,
+        total_cpus: host.total_cpus,
+        total_memory_bytes: host.total_memory_bytes,
+        cpu_overcommit_ratio,
+        memory_overcommit_ratio,
+        vcpu_capacity: vcpuCap,
+        memory_capacity_bytes: memCap,
+        allocated_vcpus: used.vcpus,
+        allocated_memory_bytes: used.memory_bytes,
+        available_vcpus: vcpuCap === null ? null : vcpuCap - used.vcpus,
+        available_memory_bytes: memCap === null ? null : memCap - used.memory_bytes,
+        vm_count: used.vms,
+      }, 200);
+    },
+  );
+
+  return app;
+}

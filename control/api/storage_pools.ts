@@ -1,0 +1,522 @@
+/**
+ * `/v1/storage-pools`: pools (local now, nfs reserved), their host attachments, and the disk
+ * creation routes (blank raw/qcow2, linked clone, download). Disk creation validates, records
+ * the object as `creating` and queues a `disk_create` job that a node executes (202 + job).
+ */
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import {
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+} from "../../shared/errors/errors.ts";
+import { absolutePath } from "../../shared/net/names.ts";
+import { getHost } from "../db/hosts.ts";
+import {
+  attachPool,
+  detachPool,
+  getPoolAttachment,
+  listPoolAttachments,
+} from "../db/host_storage_pools.ts";
+import { insertJob } from "../db/jobs.ts";
+import { transaction } from "../db/query.ts";
+import { storageObjects } from "../db/storage_objects.ts";
+import { poolUsage, type StoragePoolRow, storagePools } from "../db/storage_pools.ts";
+import { defaultDiskPath, objectPathInPool } from "../domain/storage_paths.ts";
+import { audit } from "./audit.ts";
+import {
+  body,
+  Bytes,
+  defined,
+  Description,
+  errors,
+  Id,
+  IdParams,
+  IfMatchHeaders,
+  json,
+  ListOf,
+  mergePatch,
+  Name,
+  PageQuery,
+  patchBody,
+  Timestamp,
+  validationHook,
+  withEtag,
+} from "./common.ts";
+import { createResource, deleteResource, getResource, patchResource } from "./crud.ts";
+import type { AppDeps, AppEnv } from "./deps.ts";
+import { Job } from "./jobs.ts";
+
+const PoolType = z.enum(["local", "nfs"]);
+const PoolStatus = z.enum(["active", "inactive", "error"]);
+
+export const StoragePool = z.object({
+  id: Id,
+  name: z.string(),
+  description: z.string().nullable(),
+  type: PoolType,
+  status: PoolStatus,
+  path: z.string().openapi({ description: "Directory of the pool on each host" }),
+  config: z.record(z.string(), z.unknown()),
+  capacity_bytes: z.int().nullable(),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+}).openapi("StoragePool");
+
+const PoolPath = z.string().max(4096).refine((p) => {
+  try {
+    absolutePath(p);
+    return p !== "/";
+  } catch {
+    return false;
+  }
+}, "must be a clean absolute directory path (not /)");
+
+const NewStoragePool = z.strictObject({
+  name: Name,
+  description: Description.nullable().optional(),
+  type: PoolType.default("local").refine(
+    (t) => t === "local",
+    "only local pools are supported in this version (nfs is reserved)",
+  ),
+  path: PoolPath,
+  config: z.record(z.string(), z.unknown()).default({}),
+  capacity_bytes: Bytes.min(1).nullable().optional(),
+}).openapi("NewStoragePool");
+
+const StoragePoolPatch = z.strictObject({
+  name: Name.optional(),
+  description: Description.nullable().optional(),
+  status: z.enum(["active", "inactive"]).optional(),
+  capacity_bytes: Bytes.min(1).nullable().optional(),
+  config: z.record(z.string(), z.unknown()).optional(),
+}).openapi("StoragePoolPatch");
+
+const PoolAttachment = z.object({
+  storage_pool_id: Id,
+  host_id: Id,
+  status: z.enum(["pending", "ready", "failed"]),
+  status_reason: z.string().nullable(),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+}).openapi("StoragePoolAttachment");
+
+const AttachBody = z.strictObject({ host_id: Id }).openapi("AttachStoragePool");
+
+const HostParams = z.object({
+  id: Id.openapi({ param: { name: "id", in: "path" } }),
+  host_id: Id.openapi({ param: { name: "host_id", in: "path" } }),
+});
+
+const Sha256 = z.string().regex(/^[0-9a-fA-F]{64}$/, "64 hex digits").transform((s) =>
+  s.toLowerCase()
+);
+
+const CreateDisk = z.strictObject({
+  name: Name,
+  format: z.enum(["raw", "qcow2"]).optional().openapi({
+    description: "raw (default for blank and download) or qcow2 (required for a linked clone)",
+  }),
+  size_bytes: Bytes.min(1).optional().openapi({
+    description: "Required for a blank disk; optional (≥ the base) for a clone",
+  }),
+  base_object_id: Id.optional().openapi({
+    description: "Linked clone: a qcow2 overlay backed by this image or disk of the same pool",
+  }),
+  source_url: z.url({ protocol: /^https?$/ }).max(2048).optional().openapi({
+    description: "Download the object from this http(s) URL",
+  }),
+  sha256: Sha256.optional().openapi({ description: "Expected sha256 of the download" }),
+  type: z.enum(["disk", "image", "iso", "kernel", "initrd", "firmware"]).optional().openapi({
+    description: "Object type of a download (default disk); blank disks and clones are disks",
+  }),
+  path: z.string().max(4096).optional().openapi({
+    description: "File path inside the pool (default: <object id>.img / .qcow2)",
+  }),
+}).openapi("CreateDisk");
+
+const ListQuery = z.object({
+  ...PageQuery,
+  name: z.string().optional(),
+  type: PoolType.optional(),
+  status: PoolStatus.optional(),
+});
+const tags = ["storage"];
+const RT = "storage_pool";
+
+/** The storage pools router. */
+export function storagePoolsRouter(deps: AppDeps) {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  const poolOr404 = async (
+    id: string,
+    lock = false,
+    db = deps.sql as Parameters<typeof storagePools.get>[0],
+  ) => {
+    const pool = await storagePools.get(db, id, lock);
+    if (!pool) throw NotFoundError.of("storage pool", id);
+    return pool;
+  };
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/storage-pools",
+      tags,
+      summary: "List storage pools",
+      request: { query: ListQuery },
+      responses: { 200: json(ListOf(StoragePool, "StoragePoolList"), "A page"), ...errors(422) },
+    }),
+    async (c) => {
+      const { limit, cursor, name, type, status } = c.req.valid("query");
+      const db = deps.sql;
+      const where = [];
+      if (name !== undefined) where.push(db`name = ${name}`);
+      if (type !== undefined) where.push(db`type = ${type}`);
+      if (status !== undefined) where.push(db`status = ${status}`);
+      return c.json(await storagePools.list(db, where, { limit, cursor }), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/storage-pools",
+      tags,
+      summary: "Create a storage pool",
+      description: "A local pool is a directory on each host it is attached to.",
+      request: { body: body(NewStoragePool) },
+      responses: { 201: json(StoragePool, "Created", true), ...errors(400, 409, 422) },
+    }),
+    async (c) => {
+      const input = c.req.valid("json");
+      const row = await createResource(c, deps, {
+        resourceType: RT,
+        collection: "/v1/storage-pools",
+        insert: (tx) => storagePools.insert(tx, { ...input, path: input.path.replace(/\/+$/, "") }),
+        summary: (p) => ({ name: p.name, type: p.type, path: p.path }),
+      });
+      return c.json(row, 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/storage-pools/{id}",
+      tags,
+      summary: "Get a storage pool",
+      request: { params: IdParams },
+      responses: { 200: json(StoragePool, "The pool", true), ...errors(404) },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      return c.json(await getResource(c, RT, id, () => storagePools.get(deps.sql, id)), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "patch",
+      path: "/storage-pools/{id}",
+      tags,
+      summary: "Update a storage pool (JSON merge patch)",
+      request: { params: IdParams, headers: IfMatchHeaders, body: patchBody(StoragePoolPatch) },
+      responses: { 200: json(StoragePool, "Updated", true), ...errors(400, 404, 409, 412, 422) },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const patch = defined(c.req.valid("json"));
+      const row = await patchResource(c, deps, {
+        resourceType: RT,
+        id,
+        get: storagePools.get,
+        change: async (tx, cur) => {
+          const fields: Record<string, unknown> = { ...patch };
+          if (patch.config) fields.config = mergePatch(cur.config, patch.config) ?? {};
+          return { row: await storagePools.update(tx, id, fields), fields: Object.keys(patch) };
+        },
+      });
+      return c.json(row, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "delete",
+      path: "/storage-pools/{id}",
+      tags,
+      summary: "Delete a storage pool",
+      description: "Refused (409) while it holds objects or is attached to hosts.",
+      request: { params: IdParams, headers: IfMatchHeaders },
+      responses: { 204: { description: "Deleted" }, ...errors(404, 409, 412) },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      return await deleteResource(c, deps, {
+        resourceType: RT,
+        id,
+        get: storagePools.get,
+        guard: async (tx, pool) => {
+          const use = await poolUsage(tx, id);
+          if (use.objects > 0) {
+            throw new FailedPreconditionError(
+              `storage pool ${pool.name} holds ${use.objects} storage object(s); delete them first`,
+            );
+          }
+          if (use.hosts > 0) {
+            throw new FailedPreconditionError(
+              `storage pool ${pool.name} is attached to ${use.hosts} host(s); detach it first`,
+            );
+          }
+        },
+        remove: storagePools.remove,
+      });
+    },
+  );
+
+  // ---- host attachments ----
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/storage-pools/{id}/hosts",
+      tags,
+      summary: "Hosts the pool is attached to",
+      request: { params: IdParams },
+      responses: {
+        200: json(ListOf(PoolAttachment, "StoragePoolAttachmentList"), "All attachments"),
+        ...errors(404),
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      await poolOr404(id);
+      const items = (await listPoolAttachments(deps.sql, id)).map(({ version: _, ...r }) => r);
+      return c.json({ items, next_cursor: null }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/storage-pools/{id}/hosts",
+      tags,
+      summary: "Attach the pool to a host",
+      description: "Recorded as `pending`; the host's node applies it when initialised.",
+      request: { params: IdParams, body: body(AttachBody) },
+      responses: { 201: json(PoolAttachment, "Attached", true), ...errors(400, 404, 409, 422) },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const { host_id } = c.req.valid("json");
+      const row = await transaction(deps.sql, async (tx) => {
+        const pool = await poolOr404(id, true, tx);
+        const host = await getHost(tx, host_id);
+        if (!host) throw InvalidArgumentError.field("host_id", `host ${host_id} not found`);
+        const att = await attachPool(tx, id, host_id);
+        await audit(tx, c, {
+          action: "attach_host",
+          resource_type: RT,
+          resource_id: id,
+          summary: { name: pool.name, host_id, host: host.name },
+        });
+        return att;
+      });
+      c.header("Location", `/v1/storage-pools/${id}/hosts/${host_id}`);
+      return c.json(withEtag(c, row), 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/storage-pools/{id}/hosts/{host_id}",
+      tags,
+      summary: "One attachment",
+      request: { params: HostParams },
+      responses: { 200: json(PoolAttachment, "The attachment", true), ...errors(404) },
+    }),
+    async (c) => {
+      const { id, host_id } = c.req.valid("param");
+      const row = await getPoolAttachment(deps.sql, id, host_id);
+      if (!row) throw new NotFoundError(`storage pool ${id} is not attached to host ${host_id}`);
+      return c.json(withEtag(c, row), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "delete",
+      path: "/storage-pools/{id}/hosts/{host_id}",
+      tags,
+      summary: "Detach the pool from a host",
+      request: { params: HostParams },
+      responses: { 204: { description: "Detached" }, ...errors(404) },
+    }),
+    async (c) => {
+      const { id, host_id } = c.req.valid("param");
+      await transaction(deps.sql, async (tx) => {
+        const pool = await poolOr404(id, true, tx);
+        if (!await detachPool(tx, id, host_id)) {
+          throw new NotFoundError(`storage pool ${id} is not attached to host ${host_id}`);
+        }
+        await audit(tx, c, {
+          action: "detach_host",
+          resource_type: RT,
+          resource_id: id,
+          summary: { name: pool.name, host_id },
+        });
+      });
+      return c.body(null, 204);
+    },
+  );
+
+  // ---- disk creation ----
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/storage-pools/{id}/disks",
+      tags,
+      summary: "Create a disk: blank (raw/qcow2), linked clone, or download",
+      description:
+        "Records the storage object as `creating` and queues a `disk_create` job that a " +
+        "node attached to the pool executes. Poll the job (`Location`) for progress.",
+      request: { params: IdParams, body: body(CreateDisk) },
+      responses: { 202: json(Job, "The queued job", true), ...errors(400, 404, 409, 422) },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const input = c.req.valid("json");
+      const job = await transaction(deps.sql, async (tx) => {
+        const pool = await poolOr404(id, true, tx);
+        const plan = await planDisk(tx, pool, input);
+        const objectId = crypto.randomUUID();
+        const path = input.path === undefined
+          ? defaultDiskPath(objectId, plan.format)
+          : objectPathInPool(pool.path, input.path);
+        const object = await storageObjects.insert(tx, {
+          id: objectId,
+          name: input.name,
+          storage_pool_id: id,
+          type: plan.type,
+          format: plan.format,
+          path,
+          size_bytes: plan.size_bytes,
+          parent_id: plan.base?.id ?? null,
+          status: "creating",
+          source_url: input.source_url ?? null,
+          sha256: input.sha256 ?? null,
+        });
+        const job = await insertJob(tx, {
+          type: "disk_create",
+          resource_type: "storage_object",
+          resource_id: object.id,
+          params: {
+            kind: plan.kind,
+            storage_pool_id: id,
+            pool_path: pool.path,
+            path,
+            format: plan.format,
+            size_bytes: plan.size_bytes,
+            base_path: plan.base?.path ?? null,
+            base_format: plan.base?.format ?? null,
+            source_url: input.source_url ?? null,
+            sha256: input.sha256 ?? null,
+          },
+          actor: c.get("actor"),
+          request_id: c.get("requestId"),
+        });
+        await audit(tx, c, {
+          action: "create_disk",
+          resource_type: "storage_object",
+          resource_id: object.id,
+          summary: { name: object.name, kind: plan.kind, pool: pool.name, job_id: job.id },
+        });
+        return job;
+      });
+      c.header("Location", `/v1/jobs/${job.id}`);
+      return c.json(withEtag(c, job), 202);
+    },
+  );
+
+  return app;
+}
+
+type CreateDiskInput = z.infer<typeof CreateDisk>;
+
+/** Checks a disk creation request against the pool and its base image; pure apart from reads. */
+async function planDisk(
+  tx: Parameters<typeof storageObjects.get>[0],
+  pool: StoragePoolRow,
+  input: CreateDiskInput,
+) {
+  if (pool.status !== "active") {
+    throw new FailedPreconditionError(`storage pool ${pool.name} is ${pool.status}`);
+  }
+  const conflict = (field: string, other: string) =>
+    InvalidArgumentError.field(field, `cannot be combined with ${other}`);
+  if (input.source_url !== undefined) {
+    if (input.base_object_id !== undefined) throw conflict("source_url", "base_object_id");
+    if (input.size_bytes !== undefined) throw conflict("size_bytes", "source_url");
+    return {
+      kind: "download" as const,
+      type: input.type ?? "disk",
+      format: input.format ?? "raw",
+      size_bytes: null,
+      base: undefined,
+    };
+  }
+  if (input.sha256 !== undefined) {
+    throw InvalidArgumentError.field("sha256", "only applies to a download (source_url)");
+  }
+  if (input.type !== undefined && input.type !== "disk") {
+    throw InvalidArgumentError.field("type", "blank disks and clones are of type disk");
+  }
+  if (input.base_object_id !== undefined) {
+    if (input.format === "raw") {
+      throw InvalidArgumentError.field("format", "a linked clone is a qcow2 overlay");
+    }
+    const base = await storageObjects.get(tx, input.base_object_id);
+    if (!base || base.storage_pool_id !== pool.id) {
+      throw InvalidArgumentError.field(
+        "base_object_id",
+        `storage object ${input.base_object_id} not found in pool ${pool.name}`,
+      );
+    }
+    if (base.type !== "image" && base.type !== "disk") {
+      throw InvalidArgumentError.field("base_object_id", `is a ${base.type}, not an image or disk`);
+    }
+    if (base.status !== "ready") {
+      throw new FailedPreconditionError(`base object ${base.name} is ${base.status}, not ready`);
+    }
+    if (
+      input.size_bytes !== undefined && base.size_bytes !== null &&
+      input.size_bytes < base.size_bytes
+    ) {
+      throw InvalidArgumentError.field(
+        "size_bytes",
+        `must be at least the base's size (${base.size_bytes})`,
+      );
+    }
+    return {
+      kind: "clone" as const,
+      type: "disk" as const,
+      format: "qcow2" as const,
+      size_bytes: input.size_bytes ?? base.size_bytes,
+      base,
+    };
+  }
+  if (input.size_bytes === undefined) {
+    throw InvalidArgumentError.field("size_bytes", "required for a blank disk");
+  }
+  if (input.size_bytes % 512 !== 0) {
+    throw InvalidArgumentError.field("size_bytes", "must be a multiple of 512");
+  }
+  return {
+    kind: "blank" as const,
+    type: "disk" as const,
+    format: input.format ?? "raw",
+    size_bytes: input.size_bytes,
+    base: undefined,
+  };
+}

@@ -1,0 +1,229 @@
+import assert from "node:assert/strict";
+import { createTestApi, fieldsOf } from "../../tests/support/api.ts";
+
+Deno.test("storage pools, attachments, objects and disk creation", async (t) => {
+  await using api = await createTestApi();
+  const host = await api.create("/v1/hosts", { name: "h1", address: "10.0.0.1" });
+  let pool: { id: string };
+  let image: { id: string };
+
+  await t.step("pool CRUD and validation", async () => {
+    const res = await api.post("/v1/storage-pools", {
+      name: "local",
+      path: "/var/lib/qarax/pools/local/",
+    });
+    assert.equal(res.status, 201);
+    assert.equal(res.body.path, "/var/lib/qarax/pools/local");
+    assert.equal(res.body.type, "local");
+    assert.equal(res.body.status, "active");
+    pool = res.body;
+    const cases: [Record<string, unknown>, string][] = [
+      [{ name: "p", path: "relative/dir" }, "path"],
+      [{ name: "p", path: "/a/../b" }, "path"],
+      [{ name: "p", path: "/" }, "path"],
+      [{ name: "p", path: "/x", type: "nfs" }, "type"],
+      [{ name: "p", path: "/x", type: "ceph" }, "type"],
+      [{ name: "p", path: "/x", capacity_bytes: 0 }, "capacity_bytes"],
+      [{ path: "/x" }, "name"],
+    ];
+    for (const [input, field] of cases) {
+      const r = await api.post("/v1/storage-pools", input);
+      assert.equal(r.status, 422, JSON.stringify(input));
+      assert.deepEqual(fieldsOf(r), [field], JSON.stringify(input));
+    }
+    const p = await api.patch(`/v1/storage-pools/${pool.id}`, {
+      description: "fast",
+      capacity_bytes: 10 ** 12,
+    });
+    assert.equal(p.body.capacity_bytes, 10 ** 12);
+  });
+
+  await t.step("host attachments", async () => {
+    const att = await api.post(`/v1/storage-pools/${pool.id}/hosts`, { host_id: host.id });
+    assert.equal(att.status, 201);
+    assert.equal(att.body.status, "pending");
+    assert.equal(att.headers.get("location"), `/v1/storage-pools/${pool.id}/hosts/${host.id}`);
+    assert.equal(
+      (await api.post(`/v1/storage-pools/${pool.id}/hosts`, { host_id: host.id })).status,
+      409,
+    );
+    const missingHost = await api.post(`/v1/storage-pools/${pool.id}/hosts`, {
+      host_id: "00000000-0000-4000-8000-000000000000",
+    });
+    assert.equal(missingHost.status, 422);
+    assert.deepEqual(fieldsOf(missingHost), ["host_id"]);
+    const list = await api.get(`/v1/storage-pools/${pool.id}/hosts`);
+    assert.deepEqual(list.body.items.map((a: { host_id: string }) => a.host_id), [host.id]);
+    assert.equal((await api.get(`/v1/storage-pools/${pool.id}/hosts/${host.id}`)).status, 200);
+  });
+
+  await t.step("registering files: clean paths inside the pool", async () => {
+    const res = await api.post("/v1/storage-objects", {
+      name: "focal",
+      storage_pool_id: pool.id,
+      type: "image",
+      format: "qcow2",
+      path: "/var/lib/qarax/pools/local/images/focal.qcow2",
+      size_bytes: 2 * 1024 ** 3,
+    });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    assert.equal(res.body.path, "images/focal.qcow2");
+    assert.equal(res.body.status, "ready");
+    image = res.body;
+    const kernel = await api.post("/v1/storage-objects", {
+      name: "vmlinux",
+      storage_pool_id: pool.id,
+      type: "kernel",
+      path: "vmlinux",
+    });
+    assert.equal(kernel.body.format, null);
+    const base = { name: "x", storage_pool_id: pool.id, type: "disk", path: "x.img" };
+    const cases: [Record<string, unknown>, string][] = [
+      [{ ...base, path: "../etc/passwd" }, "path"],
+      [{ ...base, path: "/etc/passwd" }, "path"],
+      [{ ...base, path: "a//b" }, "path"],
+      [{ ...base, path: "dir/" }, "path"],
+      [{ ...base, path: "a b" }, "path"],
+      [{ ...base, type: "kernel", format: "raw" }, "format"],
+      [{ ...base, type: "blob" }, "type"],
+      [{ ...base, storage_pool_id: "00000000-0000-4000-8000-000000000000" }, "storage_pool_id"],
+      [{ ...base, parent_id: image.id }, "parent_id"],
+      [{ ...base, size_bytes: -1 }, "size_bytes"],
+      [{ ...base, sha256: "abc" }, "sha256"],
+    ];
+    for (const [input, field] of cases) {
+      const r = await api.post("/v1/storage-objects", input);
+      assert.equal(r.status, 422, JSON.stringify(input));
+      assert.deepEqual(fieldsOf(r), [field], JSON.stringify(input));
+    }
+    const dup = await api.post("/v1/storage-objects", { ...base, name: "focal" });
+    assert.equal(dup.status, 409);
+    assert.deepEqual(fieldsOf(dup), ["name"]);
+    const dupPath = await api.post("/v1/storage-objects", { ...base, path: "vmlinux" });
+    assert.equal(dupPath.status, 409);
+    assert.deepEqual(fieldsOf(dupPath), ["path"]);
+    const list = await api.get(`/v1/storage-objects?storage_pool_id=${pool.id}&type=kernel`);
+    assert.deepEqual(list.body.items.map((o: { name: string }) => o.name), ["vmlinux"]);
+  });
+
+  await t.step("disk creation queues a pending job and a creating object", async () => {
+    const blank = await api.post(`/v1/storage-pools/${pool.id}/disks`, {
+      name: "blank",
+      size_bytes: 1024 ** 3,
+      format: "qcow2",
+    });
+    assert.equal(blank.status, 202, JSON.stringify(blank.body));
+    assert.equal(blank.headers.get("location"), `/v1/jobs/${blank.body.id}`);
+    assert.equal(blank.body.type, "disk_create");
+    assert.equal(blank.body.status, "pending");
+    assert.equal(blank.body.resource_type, "storage_object");
+    assert.equal(blank.body.params.kind, "blank");
+    assert.equal(blank.body.params.format, "qcow2");
+    const obj = (await api.get(`/v1/storage-objects/${blank.body.resource_id}`)).body;
+    assert.equal(obj.status, "creating");
+    assert.equal(obj.path, `${obj.id}.qcow2`);
+    assert.equal(blank.body.params.path, obj.path);
+
+    const clone = await api.post(`/v1/storage-pools/${pool.id}/disks`, {
+      name: "vm1-root",
+      base_object_id: image.id,
+      path: "vms/vm1-root.qcow2",
+    });
+    assert.equal(clone.status, 202, JSON.stringify(clone.body));
+    assert.equal(clone.body.params.kind, "clone");
+    assert.equal(clone.body.params.base_path, "images/focal.qcow2");
+    assert.equal(clone.body.params.size_bytes, 2 * 1024 ** 3);
+    const cloneObj = (await api.get(`/v1/storage-objects/${clone.body.resource_id}`)).body;
+    assert.equal(cloneObj.parent_id, image.id);
+
+    const dl = await api.post(`/v1/storage-pools/${pool.id}/disks`, {
+      name: "jammy",
+      source_url: "https://example.org/jammy.img",
+      sha256: "A".repeat(64),
+      type: "image",
+      format: "qcow2",
+    });
+    assert.equal(dl.status, 202, JSON.stringify(dl.body));
+    assert.equal(dl.body.params.kind, "download");
+    assert.equal(dl.body.params.sha256, "a".repeat(64));
+
+    const jobs = await api.get("/v1/jobs?type=disk_create&status=pending");
+    assert.equal(jobs.body.items.length, 3);
+    assert.equal(jobs.body.items[0].id, dl.body.id, "newest first");
+    const job = await api.get(`/v1/jobs/${clone.body.id}`);
+    assert.equal(job.status, 200);
+    assert.equal(job.headers.get("etag"), '"1"');
+    assert.equal((await api.get("/v1/jobs/00000000-0000-4000-8000-000000000000")).status, 404);
+    const audit = await api.get(`/v1/audit-logs?resource_id=${dl.body.resource_id}`);
+    assert.equal(audit.body.items[0].action, "create_disk");
+  });
+
+  await t.step("disk creation validation", async () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ name: "d" }, "size_bytes"],
+      [{ name: "d", size_bytes: 1000 }, "size_bytes"],
+      [{ name: "d", size_bytes: 0 }, "size_bytes"],
+      [{ name: "d", size_bytes: 512, format: "vmdk" }, "format"],
+      [{ name: "d", base_object_id: image.id, format: "raw" }, "format"],
+      [{ name: "d", base_object_id: image.id, size_bytes: 512 }, "size_bytes"],
+      [{ name: "d", base_object_id: "00000000-0000-4000-8000-000000000000" }, "base_object_id"],
+      [{ name: "d", source_url: "ftp://x/y" }, "source_url"],
+      [{ name: "d", source_url: "https://x/y", base_object_id: image.id }, "source_url"],
+      [{ name: "d", source_url: "https://x/y", size_bytes: 512 }, "size_bytes"],
+      [{ name: "d", size_bytes: 512, sha256: "a".repeat(64) }, "sha256"],
+      [{ name: "d", size_bytes: 512, type: "iso" }, "type"],
+      [{ name: "d", size_bytes: 512, path: "../x" }, "path"],
+      [{ name: "focal", size_bytes: 512 }, "name"],
+    ];
+    for (const [input, field] of cases) {
+      const r = await api.post(`/v1/storage-pools/${pool.id}/disks`, input);
+      assert.ok(r.status === 422 || r.status === 409, JSON.stringify([input, r.body]));
+      assert.deepEqual(fieldsOf(r), [field], JSON.stringify(input));
+    }
+    const gone = await api.post("/v1/storage-pools/00000000-0000-4000-8000-000000000000/disks", {
+      name: "d",
+      size_bytes: 512,
+    });
+    assert.equal(gone.status, 404);
+    await api.patch(`/v1/storage-pools/${pool.id}`, { status: "inactive" });
+    const inactive = await api.post(`/v1/storage-pools/${pool.id}/disks`, {
+      name: "d",
+      size_bytes: 512,
+    });
+    assert.equal(inactive.status, 409);
+    await api.patch(`/v1/storage-pools/${pool.id}`, { status: "active" });
+  });
+
+  await t.step(
+    "objects in use or being created cannot be deleted; pools with objects neither",
+    async () => {
+      const used = await api.del(`/v1/storage-objects/${image.id}`);
+      assert.equal(used.status, 409);
+      assert.match(used.body.message, /in use by storage object vm1-root/);
+      const creating = (await api.get("/v1/storage-objects?name=blank")).body.items[0];
+      const busy = await api.del(`/v1/storage-objects/${creating.id}`);
+      assert.equal(busy.status, 409);
+      assert.match(busy.body.message, /active job/);
+      const pooled = await api.del(`/v1/storage-pools/${pool.id}`);
+      assert.equal(pooled.status, 409);
+      assert.match(pooled.body.message, /holds \d+ storage object/);
+      const kernel = (await api.get("/v1/storage-objects?name=vmlinux")).body.items[0];
+      assert.equal(
+        (await api.patch(`/v1/storage-objects/${kernel.id}`, { name: "vmlinux-6" })).body.name,
+        "vmlinux-6",
+      );
+      assert.equal((await api.del(`/v1/storage-objects/${kernel.id}`)).status, 204);
+    },
+  );
+
+  await t.step("detach and delete an empty pool", async () => {
+    const other = await api.create("/v1/storage-pools", { name: "scratch", path: "/srv/scratch" });
+    await api.create(`/v1/storage-pools/${other.id}/hosts`, { host_id: host.id });
+    const attached = await api.del(`/v1/storage-pools/${other.id}`);
+    assert.equal(attached.status, 409);
+    assert.match(attached.body.message, /attached to 1 host/);
+    assert.equal((await api.del(`/v1/storage-pools/${other.id}/hosts/${host.id}`)).status, 204);
+    assert.equal((await api.del(`/v1/storage-pools/${other.id}/hosts/${host.id}`)).status, 404);
+    assert.equal((await api.del(`/v1/storage-pools/${other.id}`)).status, 204);
+  });
+});

@@ -1,0 +1,229 @@
+/** `/v1/vm-templates`: reusable VM fields (boot, sizing, cloud-init, placement, NICs). */
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { InvalidArgumentError } from "../../shared/errors/errors.ts";
+import { bootSources } from "../db/boot_sources.ts";
+import { networks } from "../db/networks.ts";
+import type { Db } from "../db/query.ts";
+import { type VmTemplateRow, vmTemplates } from "../db/vm_templates.ts";
+import { checkBootSource } from "../domain/vm_fields.ts";
+import {
+  body,
+  checkVcpus,
+  defined,
+  errors,
+  Id,
+  IdParams,
+  IfMatchHeaders,
+  json,
+  ListOf,
+  mergePatch,
+  Name,
+  PageQuery,
+  patchBody,
+  Timestamp,
+  validationHook,
+} from "./common.ts";
+import { createResource, deleteResource, getResource, patchResource } from "./crud.ts";
+import type { AppDeps, AppEnv } from "./deps.ts";
+import {
+  BootMode,
+  Config,
+  Hypervisor,
+  PlacementInput,
+  TemplateNic,
+  VmFieldsInput,
+  vmFieldsPatch,
+} from "./vm_schemas.ts";
+
+export const VmTemplate = z.object({
+  id: Id,
+  name: z.string(),
+  description: z.string().nullable(),
+  hypervisor: Hypervisor.nullable(),
+  architecture: z.string().nullable(),
+  boot_mode: BootMode.nullable(),
+  boot_source_id: Id.nullable(),
+  boot_vcpus: z.int().nullable(),
+  max_vcpus: z.int().nullable(),
+  memory_size: z.int().nullable(),
+  memory_hotplug_size: z.int().nullable(),
+  memory_shared: z.boolean().nullable(),
+  memory_hugepages: z.boolean().nullable(),
+  cloud_init_user_data: z.string().nullable(),
+  cloud_init_meta_data: z.string().nullable(),
+  cloud_init_network_config: z.string().nullable(),
+  placement: PlacementInput.nullable(),
+  tags: z.array(z.string()),
+  config: Config,
+  nics: z.array(TemplateNic),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+}).openapi("VmTemplate");
+
+const NewVmTemplate = z.strictObject({
+  name: Name,
+  ...VmFieldsInput,
+  nics: z.array(TemplateNic).max(16).nullable().optional(),
+}).openapi("NewVmTemplate");
+
+const VmTemplatePatch = z.strictObject({
+  name: Name.optional(),
+  ...vmFieldsPatch(),
+  nics: z.array(TemplateNic).max(16).nullable().optional(),
+}).openapi("VmTemplatePatch");
+
+const ListQuery = z.object({ ...PageQuery, name: z.string().optional() });
+const tags = ["vm-templates"];
+const RT = "vm_template";
+
+/** Checks references and combinations of a template's fields. */
+async function checkTemplate(tx: Db, t: Partial<VmTemplateRow>): Promise<void> {
+  if (t.boot_vcpus) checkVcpus(t.boot_vcpus, t.max_vcpus);
+  if (t.boot_source_id) {
+    const src = await bootSources.get(tx, t.boot_source_id);
+    if (!src) {
+      throw InvalidArgumentError.field(
+        "boot_source_id",
+        `boot source ${t.boot_source_id} not found`,
+      );
+    }
+    if (t.boot_mode) checkBootSource(t.boot_mode, src);
+  }
+  for (const [i, nic] of (t.nics ?? []).entries()) {
+    if (!await networks.get(tx, nic.network_id)) {
+      throw InvalidArgumentError.field(
+        `nics.${i}.network_id`,
+        `network ${nic.network_id} not found`,
+      );
+    }
+  }
+}
+
+/** The templates router. */
+export function vmTemplatesRouter(deps: AppDeps) {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/vm-templates",
+      tags,
+      summary: "List VM templates",
+      request: { query: ListQuery },
+      responses: { 200: json(ListOf(VmTemplate, "VmTemplateList"), "A page"), ...errors(422) },
+    }),
+    async (c) => {
+      const { limit, cursor, name } = c.req.valid("query");
+      const where = name === undefined ? [] : [deps.sql`name = ${name}`];
+      return c.json(await vmTemplates.list(deps.sql, where, { limit, cursor }), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/vm-templates",
+      tags,
+      summary: "Create a VM template",
+      request: { body: body(NewVmTemplate) },
+      responses: { 201: json(VmTemplate, "Created", true), ...errors(400, 409, 422) },
+    }),
+    async (c) => {
+      const input = c.req.valid("json");
+      const row = await createResource(c, deps, {
+        resourceType: RT,
+        collection: "/v1/vm-templates",
+        insert: async (tx) => {
+          const fields = {
+            ...input,
+            tags: input.tags ?? [],
+            config: input.config ?? {},
+            nics: input.nics ?? [],
+          };
+          await checkTemplate(tx, fields);
+          return vmTemplates.insert(tx, fields);
+        },
+      });
+      return c.json(row, 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/vm-templates/{id}",
+      tags,
+      summary: "Get a VM template",
+      request: { params: IdParams },
+      responses: { 200: json(VmTemplate, "The template", true), ...errors(404) },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      return c.json(await getResource(c, RT, id, () => vmTemplates.get(deps.sql, id)), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "patch",
+      path: "/vm-templates/{id}",
+      tags,
+      summary: "Update a VM template (JSON merge patch); existing VMs keep their fields",
+      request: { params: IdParams, headers: IfMatchHeaders, body: patchBody(VmTemplatePatch) },
+      responses: { 200: json(VmTemplate, "Updated", true), ...errors(400, 404, 409, 412, 422) },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const patch = defined(c.req.valid("json"));
+      const row = await patchResource(c, deps, {
+        resourceType: RT,
+        id,
+        get: vmTemplates.get,
+        change: async (tx, cur) => {
+          const fields: Record<string, unknown> = { ...patch };
+          if (patch.placement !== undefined) {
+            const merged = mergePatch(cur.placement ?? {}, patch.placement);
+            const parsed = PlacementInput.nullable().safeParse(merged);
+            if (!parsed.success) {
+              const issue = parsed.error.issues[0];
+              throw InvalidArgumentError.field(
+                ["placement", ...issue.path].join("."),
+                issue.message,
+              );
+            }
+            fields.placement = parsed.data;
+          }
+          if (patch.config !== undefined) {
+            fields.config = mergePatch(cur.config, patch.config) ?? {};
+          }
+          if (patch.tags === null) fields.tags = [];
+          if (patch.nics === null) fields.nics = [];
+          await checkTemplate(tx, { ...cur, ...fields });
+          return { row: await vmTemplates.update(tx, id, fields), fields: Object.keys(patch) };
+        },
+      });
+      return c.json(row, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "delete",
+      path: "/vm-templates/{id}",
+      tags,
+      summary: "Delete a VM template (VMs made from it are kept)",
+      request: { params: IdParams, headers: IfMatchHeaders },
+      responses: { 204: { description: "Deleted" }, ...errors(404, 412) },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      return await deleteResource(c, deps, {
+        resourceType: RT,
+        id,
+        get: vmTemplates.get,
+        remove: vmTemplates.remove,
+      });
+    },
+  );
+  return app;
+}
