@@ -1,0 +1,149 @@
+/**
+ * Commands about the CLI's own session and the event stream: `login` (checks the token and
+ * saves it), `logout`, `events` (follows `GET /v1/events`), `version`.
+ */
+import { InvalidArgumentError } from "../../../shared/errors/errors.ts";
+import { COMMIT, VERSION, versionLine } from "../../../shared/version.ts";
+import { ApiClient } from "../client.ts";
+import { type CliFile, readCliFile, writeCliFile } from "../config.ts";
+import type { CommandSpec } from "../framework.ts";
+import { parseInteger } from "../fields.ts";
+import { followEvents, type SseEvent } from "../sse.ts";
+
+/** `qarax login`. */
+export const loginCommand: CommandSpec = {
+  name: "login",
+  summary: "Check a server URL and token and save them for later commands",
+  options: {
+    "token-stdin": { type: "boolean", help: "read the token from stdin" },
+    verify: {
+      type: "boolean",
+      negatable: true,
+      help: "check the token against the server first (default; --no-verify skips it)",
+    },
+  },
+  notes: `The URL comes from --url, QARAX_URL or the saved one; the token from --token,
+--token-stdin, QARAX_TOKEN or a prompt. Both are saved in the CLI config file (mode 0600),
+the token under its URL: it is never sent to another server.`,
+  async run(ctx, input) {
+    const settings = await ctx.settings();
+    let token = settings.tokenSource === "file" ? undefined : settings.token;
+    if (input.opts["token-stdin"]) token = (await ctx.io.readStdin()).trim();
+    if (token === undefined && ctx.io.stdinIsTty && ctx.io.readSecret) {
+      token = (await ctx.io.readSecret(`Token for ${settings.url} (empty: none): `))?.trim();
+    }
+    if (token === "") token = undefined;
+    if (input.opts.verify !== false) {
+      // Any authenticated read proves the token; a server without auth accepts anything.
+      await new ApiClient(settings.url, token).get("/v1/hosts", { limit: 1 });
+    }
+    const path = ctx.configPath();
+    const file: CliFile = (await readCliFile(path, (m) => ctx.io.err(`warning: ${m}\n`))) ??
+      { tokens: {} };
+    file.url = settings.url;
+    if (token !== undefined) file.tokens[settings.url] = token;
+    else delete file.tokens[settings.url];
+    await writeCliFile(path, file);
+    ctx.print(
+      { url: settings.url, token_saved: token !== undefined, config: path },
+      () =>
+        `Logged in to ${settings.url}${
+          token === undefined ? " (no token)" : ""
+        }; saved to ${path}\n`,
+    );
+  },
+};
+
+/** `qarax logout`. */
+export const logoutCommand: CommandSpec = {
+  name: "logout",
+  summary: "Forget the saved token of the server",
+  async run(ctx) {
+    const settings = await ctx.settings();
+    const path = ctx.configPath();
+    const file = await readCliFile(path);
+    if (!file?.tokens[settings.url]) {
+      ctx.io.err(`No token saved for ${settings.url}.\n`);
+      return;
+    }
+    delete file.tokens[settings.url];
+    await writeCliFile(path, file);
+    ctx.print(
+      { url: settings.url, config: path },
+      () => `Removed the token of ${settings.url} from ${path}\n`,
+    );
+  },
+};
+
+/** One event as a text line: `id  event  data`. */
+export function eventLine(ev: SseEvent): string {
+  let data = ev.data;
+  try {
+    data = JSON.stringify(JSON.parse(ev.data));
+  } catch { /* not JSON: as sent */ }
+  return [ev.id ?? "-", ev.event, data].join("  ") + "\n";
+}
+
+/** `qarax events`. */
+export const eventsCommand: CommandSpec = {
+  name: "events",
+  summary: "Follow the event stream (reconnects, resuming after the last event seen)",
+  options: {
+    since: { type: "string", value: "ID", help: "start after this event id (Last-Event-ID)" },
+    type: {
+      type: "string",
+      multiple: true,
+      value: "TYPE",
+      help: "only events whose type starts with TYPE (e.g. vm, vm.status)",
+    },
+    count: { type: "string", value: "N", help: "exit after N events" },
+  },
+  notes: `Table output prints "ID  TYPE  DATA" lines; -o json prints one JSON object per line
+({"id","event","data"}). Ctrl-C stops.`,
+  async run(ctx, input) {
+    const client = await ctx.client();
+    const count = input.opts.count === undefined
+      ? Infinity
+      : parseInteger(input.opts.count as string, "count");
+    if (count < 1) throw InvalidArgumentError.field("--count", "must be at least 1");
+    const types = (input.opts.type as string[] | undefined) ?? [];
+    let seen = 0;
+    const stream = followEvents(client, "/v1/events", {
+      lastEventId: input.opts.since as string | undefined,
+      signal: ctx.signal,
+      onReconnect: (attempt, delay, reason) =>
+        ctx.io.err(`events: ${reason}; reconnecting in ${delay} ms (attempt ${attempt})\n`),
+    });
+    for await (const ev of stream) {
+      if (types.length && !types.some((t) => ev.event === t || ev.event.startsWith(`${t}.`))) {
+        continue;
+      }
+      if (ctx.output === "json") {
+        let data: unknown = ev.data;
+        try {
+          data = JSON.parse(ev.data);
+        } catch { /* keep text */ }
+        ctx.io.out(JSON.stringify({ id: ev.id ?? null, event: ev.event, data }) + "\n");
+      } else {
+        ctx.io.out(eventLine(ev));
+      }
+      if (++seen >= count) {
+        await stream.return(undefined);
+        break;
+      }
+    }
+  },
+};
+
+/** `qarax version`. */
+export const versionCommand: CommandSpec = {
+  name: "version",
+  summary: "Print the version, the Deno version and the git commit",
+  run(ctx) {
+    ctx.print(
+      { version: VERSION, deno: Deno.version.deno, commit: COMMIT },
+      () => `${versionLine("qarax")}\n`,
+    );
+    return Promise.resolve();
+  },
+};
