@@ -184,9 +184,13 @@ export async function runCli(argv: string[], io: Io = realIo()): Promise<number>
     controller.abort(new CancelledError("interrupted"));
   };
   let listening = false;
+  if (helpWanted) {
+    io.out(commandHelp(command, prefix));
+    return EXIT.ok;
+  }
   try {
     const input = parseInput(command, r.rest, prefix);
-    if (input.global.help || helpWanted) {
+    if (input.global.help) {
       io.out(commandHelp(command, prefix));
       return EXIT.ok;
     }
