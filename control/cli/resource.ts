@@ -144,9 +144,11 @@ export function createCommand<T extends { id: string; name?: string }>(
     build?(ctx: Context, input: Input, body: Record<string, unknown>): Promise<void>;
     /** Runs after the create (e.g. `vm create --start`). */
     after?(ctx: Context, input: Input, created: T): Promise<number | void>;
+    /** The success message's verb (default `created`). */
+    verb?: string;
   } = {},
 ): CommandSpec {
-  const { build, after, options, fieldFlags, ...spec } = extra;
+  const { build, after, options, fieldFlags, verb = "created", ...spec } = extra;
   return {
     name: "create",
     summary: `Create a ${KINDS[def.kind].noun}`,
@@ -161,7 +163,7 @@ export function createCommand<T extends { id: string; name?: string }>(
       };
       await build?.(ctx, input, body);
       const { body: created } = await client.request<T>("POST", KINDS[def.kind].path, { body });
-      ctx.print(created, () => `${label(def.kind, created)} created (id ${created.id})\n`);
+      ctx.print(created, () => `${label(def.kind, created)} ${verb} (id ${created.id})\n`);
       return await after?.(ctx, input, created);
     },
     ...spec,

@@ -141,6 +141,7 @@ binary).`,
     createCommand(def, {
       name: "add",
       aliases: ["create"],
+      verb: "added",
       summary: "Register a host (then run `host init`)",
       notes: "Example:\n  qarax host add hv1 --address 10.0.0.11 --label zone=a",
     }),

@@ -346,6 +346,7 @@ Examples:
     },
     createCommand(objectDef, {
       name: "register",
+      verb: "registered",
       summary: "Record a file that already exists in a pool (image, kernel, iso, …)",
       options: {
         pool: { type: "string", value: "POOL", help: "the pool holding the file (required)" },

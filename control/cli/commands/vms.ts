@@ -515,6 +515,9 @@ export const vmGroup: GroupSpec = {
 server's defaults. Example:
   qarax vm create web-1 --vcpus 2 --memory 1GiB --disk web-1-root,boot=1 --network lan --start --wait`,
       async build(ctx, input, body) {
+        if (input.opts.wait && !input.opts.start) {
+          throw new InvalidArgumentError("--wait on create needs --start (creating is immediate)");
+        }
         const client = await ctx.client();
         const disks = (input.opts.disk as string[] | undefined) ?? [];
         const nets = (input.opts.network as string[] | undefined) ?? [];
@@ -522,10 +525,7 @@ server's defaults. Example:
         if (nets.length) body.nics = await Promise.all(nets.map((n) => nicBody(client, n)));
       },
       async after(ctx, input, vm) {
-        if (input.opts.start) return await vmAction(ctx, input, vm.id, "start", "started");
-        if (input.opts.wait) {
-          throw new InvalidArgumentError("--wait on create needs --start (creating is immediate)");
-        }
+        if (input.opts.start) return await vmAction(ctx, input, vm.name, "start", "started");
       },
     }),
     updateCommand(def),
