@@ -301,3 +301,94 @@ export async function followJob(
   );
   return 0;
 }
+
+/** A list of a sub-collection (`vm disk list`, `network ips`): resolve the parent, print. */
+export function subListCommand<T>(spec: {
+  name: string;
+  aliases?: string[];
+  summary: string;
+  parent: KindName;
+  /** The parent's argument name (`vm`, `network`). */
+  arg: string;
+  /** The sub-collection's path for the parent's id. */
+  path(id: string): string;
+  view: Pick<ResourceDef<T>, "plural" | "columns" | "nameKinds">;
+}): CommandSpec {
+  return {
+    name: spec.name,
+    aliases: spec.aliases,
+    summary: spec.summary,
+    args: [spec.arg],
+    async run(ctx, input) {
+      const client = await ctx.client();
+      const id = await resolveId(client, spec.parent, input.args[spec.arg]!);
+      await printList(ctx, spec.view, await client.list<T>(spec.path(id)));
+    },
+  };
+}
+
+/**
+ * `attach`, `detach` and `hosts` of a resource that hosts take part in (networks, pools):
+ * `POST <collection>/{id}/hosts`, `DELETE <collection>/{id}/hosts/{host}`, and the list.
+ */
+export function hostAttachmentCommands<A>(kind: "network" | "pool", spec: {
+  attachSummary: string;
+  /** Extra attach flags and the body fields they set. */
+  options?: Record<string, OptionSpec>;
+  fieldFlags?: Record<string, string>;
+  body?(input: Input): Record<string, unknown>;
+  columns(names: Names): Column<A>[];
+}): CommandSpec[] {
+  const noun = kind === "pool" ? "pool" : "network";
+  const base = (id: string) => `${KINDS[kind].path}/${id}/hosts`;
+  const ids = async (ctx: Context, input: Input) => {
+    const client = await ctx.client();
+    return [
+      await resolveId(client, kind, input.args[noun]!),
+      await resolveId(client, "host", input.args.host!),
+    ];
+  };
+  return [
+    {
+      name: "attach",
+      summary: spec.attachSummary,
+      args: [noun, "host"],
+      options: { ...spec.options, ...ACTION_OPTIONS },
+      fieldFlags: { host_id: "<host>", ...spec.fieldFlags },
+      async run(ctx, input) {
+        const [id, host] = await ids(ctx, input);
+        return await runAction(ctx, input, {
+          method: "POST",
+          path: base(id),
+          body: { host_id: host, ...spec.body?.(input) },
+          done: (a) =>
+            `${noun} ${input.args[noun]} attached to host ${input.args.host}${
+              a.status ? ` (${a.status})` : ""
+            }`,
+        });
+      },
+    },
+    {
+      name: "detach",
+      summary: `Detach the ${noun} from a host`,
+      args: [noun, "host"],
+      options: ACTION_OPTIONS,
+      async run(ctx, input) {
+        const [id, host] = await ids(ctx, input);
+        return await runAction(ctx, input, {
+          method: "DELETE",
+          path: `${base(id)}/${host}`,
+          done: `${noun} ${input.args[noun]} detached from host ${input.args.host}`,
+        });
+      },
+    },
+    subListCommand<A>({
+      name: "hosts",
+      summary: `List the hosts a ${noun} is attached to`,
+      parent: kind,
+      arg: noun,
+      path: base,
+      view: { plural: "attachments", nameKinds: ["host"], columns: spec.columns },
+    }),
+  ];
+}

@@ -79,6 +79,27 @@ Deno.test("waiting prints one plain line per change and returns the finished job
   assert.ok(waits.every((w) => Number(w) >= 1), waits.join(","));
 });
 
+Deno.test("on a terminal the progress line redraws in place and is cleared at the end", async () => {
+  const io = { ...testIo(), errIsTty: true };
+  const writes: string[] = [];
+  io.err = (s) => writes.push(s);
+  const { client } = jobServer([
+    job({ status: "running", progress: 40, progress_message: "copying" }),
+    job({ status: "succeeded", progress: 100 }),
+  ]);
+  await waitForJob(client, job({}).id, {
+    io,
+    timeoutMs: 10_000,
+    signal: new AbortController().signal,
+  });
+  assert.ok(writes.length >= 3, writes.join("|"));
+  // Every draw returns to the start of the line and clears it; no newline is ever printed.
+  assert.ok(writes.every((w) => w.startsWith("\r\x1b[2K") && !w.includes("\n")));
+  assert.match(writes[0], /vm_start ████░░░░░░ {2}40% running · copying \(\d/);
+  assert.match(writes[writes.length - 2], /██████████ 100% succeeded/);
+  assert.equal(writes[writes.length - 1], "\r\x1b[2K");
+});
+
 Deno.test("a failed job becomes its domain error (exit 1), naming the job", async () => {
   const { client } = jobServer([
     job({

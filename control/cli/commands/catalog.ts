@@ -1,5 +1,6 @@
 /** `qarax boot-source …`, `qarax instance-type …`, `qarax template …`: what VMs are made from. */
 import type { Field } from "../fields.ts";
+import { GUEST_FIELDS, SIZING_FIELDS } from "./vm_fields.ts";
 import type { Context, GroupSpec, Input } from "../framework.ts";
 import {
   createCommand,
@@ -89,33 +90,10 @@ export const bootSourceGroup: GroupSpec = {
   ],
 };
 
-const SIZING: Field[] = [
-  { flag: "name", path: "name", type: "string", help: "new name", on: ["update"] },
-  { flag: "description", path: "description", type: "string", help: "free text", nullable: true },
-  { flag: "vcpus", path: "boot_vcpus", type: "int", help: "vCPUs at boot" },
-  { flag: "max-vcpus", path: "max_vcpus", type: "int", help: "vCPU hotplug limit" },
-  { flag: "memory", path: "memory_size", type: "size", help: "guest memory, e.g. 2GiB" },
-  {
-    flag: "memory-hotplug",
-    path: "memory_hotplug_size",
-    type: "size",
-    help: "hot-pluggable memory",
-  },
-  { flag: "memory-shared", path: "memory_shared", type: "bool", help: "shared guest memory" },
-  { flag: "hugepages", path: "memory_hugepages", type: "bool", help: "back memory with hugepages" },
-  {
-    flag: "architecture",
-    path: "architecture",
-    type: "string",
-    value: "ARCH",
-    help: "x86_64 | aarch64",
-  },
-];
-
 const instanceTypeDef: ResourceDef<Row> = {
   kind: "instanceType",
   plural: "instance types",
-  fields: SIZING.map((f) =>
+  fields: SIZING_FIELDS.map((f) =>
     f.flag === "vcpus" || f.flag === "memory" ? { ...f, required: true } : f
   ),
   columns: () => [
@@ -144,42 +122,7 @@ export const instanceTypeGroup: GroupSpec = {
   ],
 };
 
-const TEMPLATE_FIELDS: Field[] = [
-  ...SIZING,
-  {
-    flag: "boot-source",
-    path: "boot_source_id",
-    type: { ref: "bootSource" },
-    help: "boot source",
-    nullable: true,
-  },
-  {
-    flag: "boot-mode",
-    path: "boot_mode",
-    type: "string",
-    value: "MODE",
-    help: "kernel | firmware",
-  },
-  { flag: "tag", path: "tags", type: "strings", value: "TAG", help: "tag given to its VMs" },
-  {
-    flag: "cloud-init-user-data",
-    path: "cloud_init_user_data",
-    type: "file",
-    help: "cloud-init user data from FILE (- for stdin)",
-  },
-  {
-    flag: "cloud-init-meta-data",
-    path: "cloud_init_meta_data",
-    type: "file",
-    help: "cloud-init meta data from FILE",
-  },
-  {
-    flag: "cloud-init-network-config",
-    path: "cloud_init_network_config",
-    type: "file",
-    help: "cloud-init network config from FILE",
-  },
-];
+const TEMPLATE_FIELDS: Field[] = [...SIZING_FIELDS, ...GUEST_FIELDS];
 
 const templateDef: ResourceDef<Row> = {
   kind: "template",

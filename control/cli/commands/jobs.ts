@@ -6,6 +6,26 @@ import { resolveId } from "../resolve.ts";
 import { formatAge } from "../units.ts";
 import type { Job } from "../wait.ts";
 
+/** Filters by the resource a job or audit entry is about. */
+const RESOURCE_FILTERS: Field[] = [
+  {
+    flag: "resource-type",
+    path: "resource_type",
+    type: "string",
+    value: "TYPE",
+    help: "e.g. vm, host, storage_object",
+    on: ["filter"],
+  },
+  {
+    flag: "resource-id",
+    path: "resource_id",
+    type: "string",
+    value: "ID",
+    help: "the resource's id",
+    on: ["filter"],
+  },
+];
+
 const JOB_FIELDS: Field[] = [
   {
     flag: "status",
@@ -23,22 +43,7 @@ const JOB_FIELDS: Field[] = [
     help: "e.g. vm_start, disk_create",
     on: ["filter"],
   },
-  {
-    flag: "resource-type",
-    path: "resource_type",
-    type: "string",
-    value: "TYPE",
-    help: "e.g. vm, host, storage_object",
-    on: ["filter"],
-  },
-  {
-    flag: "resource-id",
-    path: "resource_id",
-    type: "string",
-    value: "ID",
-    help: "the resource's id",
-    on: ["filter"],
-  },
+  ...RESOURCE_FILTERS,
 ];
 
 const jobDef: ResourceDef<Job> = {
@@ -112,22 +117,7 @@ const AUDIT_FIELDS: Field[] = [
     help: "create | update | delete | …",
     on: ["filter"],
   },
-  {
-    flag: "resource-type",
-    path: "resource_type",
-    type: "string",
-    value: "TYPE",
-    help: "e.g. vm",
-    on: ["filter"],
-  },
-  {
-    flag: "resource-id",
-    path: "resource_id",
-    type: "string",
-    value: "ID",
-    help: "the resource's id",
-    on: ["filter"],
-  },
+  ...RESOURCE_FILTERS,
   {
     flag: "request-id",
     path: "request_id",

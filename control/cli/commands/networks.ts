@@ -2,17 +2,15 @@
 import type { Field } from "../fields.ts";
 import type { GroupSpec } from "../framework.ts";
 import {
-  ACTION_OPTIONS,
   createCommand,
   deleteCommand,
   getCommand,
+  hostAttachmentCommands,
   listCommand,
-  printList,
   type ResourceDef,
-  runAction,
+  subListCommand,
   updateCommand,
 } from "../resource.ts";
-import { resolveId } from "../resolve.ts";
 
 interface Network {
   id: string;
@@ -129,10 +127,8 @@ export const networkGroup: GroupSpec = {
     }),
     updateCommand(def),
     deleteCommand(def),
-    {
-      name: "attach",
-      summary: "Attach the network to a host (its node creates the bridge)",
-      args: ["network", "host"],
+    ...hostAttachmentCommands<Attachment>("network", {
+      attachSummary: "Attach the network to a host (its node creates the bridge)",
       options: {
         bridge: {
           type: "string",
@@ -144,88 +140,38 @@ export const networkGroup: GroupSpec = {
           value: "IF",
           help: "host interface to enslave (bridged to the physical network)",
         },
-        ...ACTION_OPTIONS,
       },
-      fieldFlags: {
-        bridge_name: "--bridge",
-        parent_interface: "--parent-interface",
-        host_id: "<host>",
-      },
-      async run(ctx, input) {
-        const client = await ctx.client();
-        const id = await resolveId(client, "network", input.args.network!);
-        const body = {
-          host_id: await resolveId(client, "host", input.args.host!),
-          bridge_name: input.opts.bridge,
-          ...(input.opts["parent-interface"] !== undefined
-            ? { parent_interface: input.opts["parent-interface"] }
-            : {}),
-        };
-        return await runAction(ctx, input, {
-          method: "POST",
-          path: `/v1/networks/${id}/hosts`,
-          body,
-          done: (a) =>
-            `network ${input.args.network} attached to host ${input.args.host}${
-              a.status ? ` (${a.status})` : ""
-            }`,
-        });
-      },
-    },
-    {
-      name: "detach",
-      summary: "Detach the network from a host",
-      args: ["network", "host"],
-      options: ACTION_OPTIONS,
-      async run(ctx, input) {
-        const client = await ctx.client();
-        const id = await resolveId(client, "network", input.args.network!);
-        const host = await resolveId(client, "host", input.args.host!);
-        return await runAction(ctx, input, {
-          method: "DELETE",
-          path: `/v1/networks/${id}/hosts/${host}`,
-          done: `network ${input.args.network} detached from host ${input.args.host}`,
-        });
-      },
-    },
-    {
-      name: "hosts",
-      summary: "List the hosts a network is attached to",
-      args: ["network"],
-      async run(ctx, input) {
-        const client = await ctx.client();
-        const id = await resolveId(client, "network", input.args.network!);
-        await printList<Attachment>(ctx, {
-          plural: "attachments",
-          nameKinds: ["host"],
-          columns: (names) => [
-            { header: "HOST", value: (a) => names.of("host", a.host_id) },
-            { header: "BRIDGE", value: (a) => a.bridge_name },
-            { header: "PARENT", value: (a) => a.parent_interface },
-            { header: "STATUS", value: (a) => a.status },
-            { header: "REASON", value: (a) => a.status_reason },
-          ],
-        }, await client.list<Attachment>(`/v1/networks/${id}/hosts`));
-      },
-    },
-    {
+      fieldFlags: { bridge_name: "--bridge", parent_interface: "--parent-interface" },
+      body: (input) => ({
+        bridge_name: input.opts.bridge,
+        ...(input.opts["parent-interface"] !== undefined
+          ? { parent_interface: input.opts["parent-interface"] }
+          : {}),
+      }),
+      columns: (names) => [
+        { header: "HOST", value: (a) => names.of("host", a.host_id) },
+        { header: "BRIDGE", value: (a) => a.bridge_name },
+        { header: "PARENT", value: (a) => a.parent_interface },
+        { header: "STATUS", value: (a) => a.status },
+        { header: "REASON", value: (a) => a.status_reason },
+      ],
+    }),
+    subListCommand<Allocation>({
       name: "ips",
       summary: "List the addresses allocated on a network",
-      args: ["network"],
-      async run(ctx, input) {
-        const client = await ctx.client();
-        const id = await resolveId(client, "network", input.args.network!);
-        await printList<Allocation>(ctx, {
-          plural: "allocations",
-          nameKinds: ["vm"],
-          columns: (names) => [
-            { header: "ADDRESS", value: (a) => a.ip_address },
-            { header: "VM", value: (a) => names.of("vm", a.vm_id) },
-            { header: "DEVICE", value: (a) => a.device_id },
-            { header: "ALLOCATED", value: (a) => a.allocated_at },
-          ],
-        }, await client.list<Allocation>(`/v1/networks/${id}/ips`));
+      parent: "network",
+      arg: "network",
+      path: (id) => `/v1/networks/${id}/ips`,
+      view: {
+        plural: "allocations",
+        nameKinds: ["vm"],
+        columns: (names) => [
+          { header: "ADDRESS", value: (a) => a.ip_address },
+          { header: "VM", value: (a) => names.of("vm", a.vm_id) },
+          { header: "DEVICE", value: (a) => a.device_id },
+          { header: "ALLOCATED", value: (a) => a.allocated_at },
+        ],
       },
-    },
+    }),
   ],
 };

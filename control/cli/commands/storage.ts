@@ -11,8 +11,8 @@ import {
   createCommand,
   deleteCommand,
   getCommand,
+  hostAttachmentCommands,
   listCommand,
-  printList,
   type ResourceDef,
   runAction,
   updateCommand,
@@ -113,60 +113,17 @@ export const poolGroup: GroupSpec = {
     }),
     updateCommand(poolDef),
     deleteCommand(poolDef),
-    {
-      name: "attach",
-      summary: "Attach the pool to a host (its node prepares the directory)",
-      args: ["pool", "host"],
-      options: ACTION_OPTIONS,
-      async run(ctx, input) {
-        const client = await ctx.client();
-        const id = await resolveId(client, "pool", input.args.pool!);
-        const host = await resolveId(client, "host", input.args.host!);
-        return await runAction(ctx, input, {
-          method: "POST",
-          path: `/v1/storage-pools/${id}/hosts`,
-          body: { host_id: host },
-          done: (a) =>
-            `pool ${input.args.pool} attached to host ${input.args.host}${
-              a.status ? ` (${a.status})` : ""
-            }`,
-        });
+    ...hostAttachmentCommands<{ host_id: string; status: string; status_reason: string | null }>(
+      "pool",
+      {
+        attachSummary: "Attach the pool to a host (its node prepares the directory)",
+        columns: (names) => [
+          { header: "HOST", value: (a) => names.of("host", a.host_id) },
+          { header: "STATUS", value: (a) => a.status },
+          { header: "REASON", value: (a) => a.status_reason },
+        ],
       },
-    },
-    {
-      name: "detach",
-      summary: "Detach the pool from a host",
-      args: ["pool", "host"],
-      options: ACTION_OPTIONS,
-      async run(ctx, input) {
-        const client = await ctx.client();
-        const id = await resolveId(client, "pool", input.args.pool!);
-        const host = await resolveId(client, "host", input.args.host!);
-        return await runAction(ctx, input, {
-          method: "DELETE",
-          path: `/v1/storage-pools/${id}/hosts/${host}`,
-          done: `pool ${input.args.pool} detached from host ${input.args.host}`,
-        });
-      },
-    },
-    {
-      name: "hosts",
-      summary: "List the hosts a pool is attached to",
-      args: ["pool"],
-      async run(ctx, input) {
-        const client = await ctx.client();
-        const id = await resolveId(client, "pool", input.args.pool!);
-        await printList<{ host_id: string; status: string; status_reason: string | null }>(ctx, {
-          plural: "attachments",
-          nameKinds: ["host"],
-          columns: (names) => [
-            { header: "HOST", value: (a) => names.of("host", a.host_id) },
-            { header: "STATUS", value: (a) => a.status },
-            { header: "REASON", value: (a) => a.status_reason },
-          ],
-        }, await client.list(`/v1/storage-pools/${id}/hosts`));
-      },
-    },
+    ),
   ],
 };
 

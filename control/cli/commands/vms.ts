@@ -2,6 +2,7 @@
 import { InvalidArgumentError } from "../../../shared/errors/errors.ts";
 import type { ApiClient } from "../client.ts";
 import type { Field } from "../fields.ts";
+import { GUEST_FIELDS, SIZING_FIELDS } from "./vm_fields.ts";
 import { parseInteger } from "../fields.ts";
 import type { CommandSpec, Context, GroupSpec, Input } from "../framework.ts";
 import { type Column, table } from "../output.ts";
@@ -11,9 +12,9 @@ import {
   deleteCommand,
   getCommand,
   listCommand,
-  printList,
   type ResourceDef,
   runAction,
+  subListCommand,
   updateCommand,
 } from "../resource.ts";
 import { Names, resolveId } from "../resolve.ts";
@@ -49,8 +50,7 @@ interface Nic {
 }
 
 const FIELDS: Field[] = [
-  { flag: "name", path: "name", type: "string", help: "new name", on: ["update"] },
-  { flag: "description", path: "description", type: "string", help: "free text", nullable: true },
+  ...SIZING_FIELDS,
   {
     flag: "instance-type",
     path: "instance_type_id",
@@ -65,63 +65,7 @@ const FIELDS: Field[] = [
     help: "defaults from a VM template",
     on: ["create"],
   },
-  { flag: "vcpus", path: "boot_vcpus", type: "int", help: "vCPUs at boot" },
-  { flag: "max-vcpus", path: "max_vcpus", type: "int", help: "vCPU hotplug limit" },
-  { flag: "memory", path: "memory_size", type: "size", help: "guest memory, e.g. 1GiB or 512MiB" },
-  {
-    flag: "memory-hotplug",
-    path: "memory_hotplug_size",
-    type: "size",
-    help: "hot-pluggable memory",
-  },
-  { flag: "memory-shared", path: "memory_shared", type: "bool", help: "shared guest memory" },
-  { flag: "hugepages", path: "memory_hugepages", type: "bool", help: "back memory with hugepages" },
-  {
-    flag: "boot-source",
-    path: "boot_source_id",
-    type: { ref: "bootSource" },
-    help: "kernel/initrd/firmware to boot",
-    nullable: true,
-  },
-  {
-    flag: "boot-mode",
-    path: "boot_mode",
-    type: "string",
-    value: "MODE",
-    help: "kernel | firmware",
-  },
-  {
-    flag: "architecture",
-    path: "architecture",
-    type: "string",
-    value: "ARCH",
-    help: "x86_64 | aarch64",
-  },
-  {
-    flag: "tag",
-    path: "tags",
-    type: "strings",
-    value: "TAG",
-    help: "tag (replaces the list on update)",
-  },
-  {
-    flag: "cloud-init-user-data",
-    path: "cloud_init_user_data",
-    type: "file",
-    help: "cloud-init user data from FILE (- for stdin)",
-  },
-  {
-    flag: "cloud-init-meta-data",
-    path: "cloud_init_meta_data",
-    type: "file",
-    help: "cloud-init meta data from FILE",
-  },
-  {
-    flag: "cloud-init-network-config",
-    path: "cloud_init_network_config",
-    type: "file",
-    help: "cloud-init network config from FILE",
-  },
+  ...GUEST_FIELDS,
   {
     flag: "reservation-class",
     path: "placement.reservation_class",
@@ -324,21 +268,15 @@ const diskGroup: GroupSpec = {
   aliases: ["disks"],
   summary: "A VM's disks",
   children: [
-    {
+    subListCommand<Disk>({
       name: "list",
       aliases: ["ls"],
       summary: "List a VM's disks",
-      args: ["vm"],
-      async run(ctx, input) {
-        const client = await ctx.client();
-        const id = await resolveId(client, "vm", input.args.vm!);
-        await printList(
-          ctx,
-          { plural: "disks", columns: diskColumns, nameKinds: ["object"] },
-          await client.list<Disk>(`/v1/vms/${id}/disks`),
-        );
-      },
-    },
+      parent: "vm",
+      arg: "vm",
+      path: (id) => `/v1/vms/${id}/disks`,
+      view: { plural: "disks", columns: diskColumns, nameKinds: ["object"] },
+    }),
     {
       name: "attach",
       summary: "Attach a storage object (disk or iso) to a VM",
@@ -400,21 +338,15 @@ const nicGroup: GroupSpec = {
   aliases: ["nics"],
   summary: "A VM's network interfaces",
   children: [
-    {
+    subListCommand<Nic>({
       name: "list",
       aliases: ["ls"],
       summary: "List a VM's NICs",
-      args: ["vm"],
-      async run(ctx, input) {
-        const client = await ctx.client();
-        const id = await resolveId(client, "vm", input.args.vm!);
-        await printList(
-          ctx,
-          { plural: "nics", columns: nicColumns, nameKinds: ["network"] },
-          await client.list<Nic>(`/v1/vms/${id}/nics`),
-        );
-      },
-    },
+      parent: "vm",
+      arg: "vm",
+      path: (id) => `/v1/vms/${id}/nics`,
+      view: { plural: "nics", columns: nicColumns, nameKinds: ["network"] },
+    }),
     {
       name: "add",
       summary: "Add a NIC on a network (the address comes from the network's IPAM)",
