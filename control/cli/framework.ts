@@ -159,6 +159,12 @@ export function route(root: GroupSpec, argv: string[]): Route {
   return { node, path, rest, unknown };
 }
 
+/** True for a token that is one of the global flags (`--url x`, `-o`, `--output=json`). */
+export function isGlobalFlag(tok: string): boolean {
+  const name = tok.startsWith("--") ? tok.slice(2).split("=")[0] : shortName(tok.slice(1));
+  return name !== undefined && name in GLOBAL_OPTIONS;
+}
+
 function shortName(s: string): string | undefined {
   return Object.entries(GLOBAL_OPTIONS).find(([, o]) => o.short === s)?.[0];
 }

@@ -16,6 +16,7 @@ import {
   groupHelp,
   type GroupSpec,
   type Io,
+  isGlobalFlag,
   isGroup,
   parseInput,
   route,
@@ -159,6 +160,16 @@ export async function runCli(argv: string[], io: Io = realIo()): Promise<number>
   if (isGroup(r.node)) {
     const help = groupHelp(r.node, prefix, r.path.length === 0 ? ROOT_EXTRA : "") +
       (r.path.length === 0 ? `\n${ROOT_NOTES}\n` : "");
+    const leading = r.unknown === undefined ? r.rest : r.rest.slice(0, r.rest.indexOf(r.unknown));
+    const flag = leading.find((t) => t.startsWith("-") && !isGlobalFlag(t));
+    if (r.path.length === 0 && flag !== undefined && !asksHelp) {
+      // `qarax --port 9000` used to mean `serve`: say where server flags go now.
+      io.err(
+        `qarax: missing a command before ${flag}; server flags go after \`qarax serve\`\n` +
+          "Run `qarax --help` for the commands.\n",
+      );
+      return EXIT.usage;
+    }
     if (r.unknown !== undefined) {
       io.err(
         `qarax: unknown command "${r.unknown}" for "${prefix}"${

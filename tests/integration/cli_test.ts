@@ -43,6 +43,14 @@ Deno.test("qarax CLI: version, help and usage errors", async () => {
     expectCode(await runQarax(["vm", "list", "-o", "yaml"]), 2, "bad output").stderr,
     /--output: expected table or json/,
   );
+  assert.match(
+    expectCode(await runQarax(["--port", "9000"]), 2, "server flag first").stderr,
+    /missing a command before --port; server flags go after `qarax serve`/,
+  );
+  assert.match(
+    expectCode(await runQarax(["vmm", "list", "--status", "x"]), 2, "typo with flags").stderr,
+    /unknown command "vmm" for "qarax"; did you mean "vm"\?/,
+  );
   // `serve --help` still belongs to the server.
   assert.match(
     expectCode(await runQarax(["serve", "--help"]), 0, "serve --help").stdout,
