@@ -18,6 +18,13 @@ export interface VmmExit {
   adopted: boolean;
 }
 
+/** The shell step between setsid and the VMM: close inherited fds, redirect output, exec. */
+const VMM_LAUNCHER = [
+  "f=$1; shift",
+  'for p in /proc/$$/fd/*; do n=${p##*/}; if [ "$n" -gt 2 ]; then eval "exec $n>&-"; fi; done',
+  'exec "$@" >>"$f" 2>&1',
+].join("\n");
+
 /** The VMM command line (after the binary) for a VM's runtime files. */
 export function vmmArgs(paths: VmPaths): string[] {
   return [
@@ -97,15 +104,18 @@ export class VmmProcess {
 
   /**
    * Starts a VMM for `paths` in its own session:
-   * `setsid sh -c 'exec "$@" >>vmm.stderr 2>&1' <binary> <args>`. setsid does not fork (the
-   * child is not a process-group leader), so the pid is the VMM's own.
+   * `setsid bash -c '<close fds> exec "$@" >>vmm.stderr 2>&1' <binary> <args>`. setsid does
+   * not fork (the child is not a process-group leader), so the pid is the VMM's own. Every
+   * inherited descriptor above stderr is closed first: the agent's sockets are not all
+   * close-on-exec, and a VMM holding the agent's listening socket would keep a dead agent's
+   * socket accepting connections nobody serves.
    */
   static spawn(options: SpawnOptions): VmmProcess {
     const child = new Deno.Command("setsid", {
       args: [
-        "sh",
+        "bash",
         "-c",
-        'f=$1; shift; exec "$@" >>"$f" 2>&1',
+        VMM_LAUNCHER,
         "qarax-vmm",
         options.paths.stderr,
         options.binary,

@@ -17,6 +17,17 @@ Deno.test("a spawned VMM runs in its own session with its output in a file; adop
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     assert.equal(Number(fields[3]), vmm.pid, "the VMM leads its own session");
     assert.ok(isVmmAlive(vmm.pid, paths.apiSocket));
+    // Nothing of the agent (its sockets, pipes) leaks into the VMM.
+    const targets = (pid: number | "self") =>
+      [...Deno.readDirSync(`/proc/${pid}/fd`)].map((e) => {
+        try {
+          return Deno.readLinkSync(`/proc/${pid}/fd/${e.name}`);
+        } catch {
+          return "";
+        }
+      }).filter((t) => /^(socket|pipe):/.test(t));
+    const mine = new Set(targets("self"));
+    assert.deepEqual(targets(vmm.pid).filter((t) => mine.has(t)), []);
     assert.equal(isVmmAlive(Deno.pid, paths.apiSocket), false, "another process is not the VMM");
     assert.equal(VmmProcess.adopt(vmm.pid, `${root}/other/api.sock`), null);
 

@@ -104,22 +104,27 @@ export class TestAgent implements AsyncDisposable {
     this.proc = this.options.netns
       ? spawn("ip", ["netns", "exec", this.options.netns, Deno.execPath(), ...args], { env })
       : spawn(Deno.execPath(), args, { env });
-    this.channel = createChannel(`unix://${this.socket}`);
-    this.vms = createClient(VmServiceDefinition, this.channel);
-    this.files = createClient(FileTransferServiceDefinition, this.channel);
     const proc = this.proc;
+    let exited = false;
+    proc.child.status.then(() => exited = true);
+    // Connect only once the socket accepts connections: a channel whose first attempts failed
+    // backs off for seconds before trying again.
     await waitFor(
       async () => {
-        if (await Promise.race([proc.child.status.then(() => true), Promise.resolve(false)])) {
-          throw new Error(`agent exited:\n${proc.output()}`);
-        }
-        return await this.vms.getNodeInfo({}, { signal: AbortSignal.timeout(2_000) });
+        if (exited) throw new Error("the agent exited");
+        const conn = await Deno.connect({ transport: "unix", path: this.socket });
+        conn.close();
+        return true;
       },
       30_000,
-      "the agent to answer",
+      "the agent's socket",
     ).catch((err) => {
       throw new Error(`${err.message}\n--- agent output ---\n${proc.output()}`);
     });
+    this.channel = createChannel(`unix://${this.socket}`);
+    this.vms = createClient(VmServiceDefinition, this.channel);
+    this.files = createClient(FileTransferServiceDefinition, this.channel);
+    await this.vms.getNodeInfo({});
   }
 
   /** Everything the agent printed so far. */
