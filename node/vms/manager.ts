@@ -128,10 +128,13 @@ export class VmManager {
     );
   }
 
-  /** One VM, its status checked with the VMM when it answers within 2 s. */
+  /**
+   * One VM, its status checked with the VMM when it answers within 2 s. While an operation on
+   * the VM runs (a boot can block CH's API for long), the tracked status is the answer.
+   */
   async info(id: string): Promise<VmState> {
     const inst = this.#require(checkVmId(id));
-    if (inst.vmmAlive && inst.reads && !inst.broken) {
+    if (inst.vmmAlive && inst.reads && !inst.broken && !inst.current) {
       const version = inst.statusVersion;
       try {
         const info = await inst.reads.info();

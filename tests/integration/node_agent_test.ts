@@ -270,3 +270,47 @@ Deno.test("restart: VMs are re-adopted after SIGTERM and after kill -9, with wha
   for (const id of pids.keys()) await agent.vms.deleteVM({ id });
   assert.deepEqual(vmmPidsUnder(agent.dir), [], "no VMM left behind");
 });
+
+Deno.test("StopVM shuts down hard when the guest ignores the power button", async () => {
+  await using agent = await TestAgent.start({ env: { QARAX_EMU_POWEROFF_DELAY_MS: "60000" } });
+  await agent.attachPool();
+  const kernel = await agent.kernel();
+  const id = vmId(30);
+  await agent.vms.createVM({ vmId: id, payload: { kernel } });
+  await agent.vms.startVM({ id });
+  const t0 = Date.now();
+  await agent.vms.stopVM({ id, timeoutMs: 400 });
+  const took = Date.now() - t0;
+  assert.ok(took >= 400, `waited the grace period (${took} ms)`);
+  assert.ok(took < 5_000, `then shut down at once (${took} ms)`);
+  assert.equal(await status(agent, id), S.VM_STATUS_SHUTDOWN);
+  await rejectsWith(
+    agent.vms.setDhcpReservations({ bridgeName: "br0", reservations: [] }),
+    Status.UNIMPLEMENTED,
+  );
+  await agent.vms.deleteVM({ id });
+});
+
+Deno.test("ForceStopVM interrupts a hung boot and kills the VMM that does not answer", async () => {
+  await using agent = await TestAgent.start({
+    env: { QARAX_EMU_BOOT_DELAY_MS: "60000", QARAX_NODE__FORCE_STOP_TIMEOUT_MS: "500" },
+  });
+  await agent.attachPool();
+  const kernel = await agent.kernel();
+  const id = vmId(31);
+  const created = await agent.vms.createVM({ vmId: id, payload: { kernel } });
+  const start = agent.vms.startVM({ id }).then(() => null, (err) => err);
+  await new Promise((r) => setTimeout(r, 300));
+  // The VMM is busy booting: reads fall back to the node's tracked state instead of hanging.
+  assert.equal(await status(agent, id), S.VM_STATUS_CREATED);
+  const t0 = Date.now();
+  await agent.vms.forceStopVM({ id });
+  assert.ok(Date.now() - t0 < 5_000);
+  const err = await start;
+  assert.ok(err instanceof ClientError && err.code === Status.CANCELLED, String(err));
+  const info = await agent.vms.getVmInfo({ id });
+  assert.equal(info.status, S.VM_STATUS_CREATED, "it never ran");
+  assert.equal(info.vmmPid, 0);
+  assert.deepEqual(vmmPidsUnder(agent.dir), [], `VMM ${created.vmmPid} was killed`);
+  await agent.vms.deleteVM({ id });
+});
