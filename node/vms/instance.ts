@@ -250,6 +250,7 @@ export class VmInstance {
   pump(): Promise<void> {
     return this.#pumps.run(async () => {
       this.#pumpQueued = false;
+      if (this.deleting) return;
       let events;
       try {
         events = await this.reader.read();
@@ -294,9 +295,15 @@ export class VmInstance {
     });
   }
 
+  /** Waits for pumps and file writes in flight (before the runtime dir is removed). */
+  async settle(): Promise<void> {
+    await this.#pumps.run(() => Promise.resolve());
+    await this.#writes.run(() => Promise.resolve());
+  }
+
   /** Queues a pump unless one is already waiting to run. */
   schedulePump(): void {
-    if (this.#pumpQueued) return;
+    if (this.#pumpQueued || this.deleting) return;
     this.#pumpQueued = true;
     this.pump().catch((err) => this.log.warn("event pump failed", { err }));
   }

@@ -618,8 +618,17 @@ export class VmManager {
     }
     try {
       for (const tap of await this.options.networks.listTaps()) {
-        if (tap.vmId && !this.#vms.has(tap.vmId) && !tap.inUse) {
+        if (!tap.vmId || tap.inUse) continue;
+        const owner = this.#vms.get(tap.vmId);
+        if (!owner) {
           await this.options.networks.removeVmTaps(tap.vmId);
+          report.orphanTaps.push(tap.name);
+        } else if (
+          !(owner.spec.networks ?? []).some((n) => n.bridge && n.tap === tap.name) &&
+          tap.index !== undefined
+        ) {
+          // A NIC whose hot-add or removal was cut short by a crash.
+          await this.options.networks.removeNicTap(tap.vmId, tap.index);
           report.orphanTaps.push(tap.name);
         }
       }
@@ -757,7 +766,7 @@ export class VmManager {
     }
     this.#poll = setInterval(() => {
       for (const inst of this.#vms.values()) if (inst.vmmAlive) inst.schedulePump();
-    }, this.options.pollMs ?? 1_000);
+    }, this.options.pollMs ?? 2_000);
   }
 
   /** Stops watching (agent shutdown). VMMs keep running and are re-adopted next time. */
@@ -995,7 +1004,11 @@ export class VmManager {
       if (!(await proc.waitExit(timeoutMs))) await proc.killAndWait();
     }
     inst.detach();
-    await this.options.networks.removeVmTaps(inst.id);
+    await inst.settle();
+    // Taps exist only for bridge NICs (a tap a crash left behind is swept by `recover`).
+    if ((inst.spec.networks ?? []).some((n) => n.bridge)) {
+      await this.options.networks.removeVmTaps(inst.id);
+    }
     await removeVmDir(inst.paths);
   }
 }
