@@ -84,7 +84,11 @@ export async function checkBackingChain(
       : join(dirname(current), info.backingFile);
     let next: string;
     try {
-      next = await existingFile(() => pools.resolve(backing, field), backing, field);
+      // Resolved the way qemu and CH will open it (`..` after a symlink included), then confined.
+      const real = await Deno.realPath(backing).catch(() => {
+        throw new FailedPreconditionError(`${backing} does not exist`);
+      });
+      next = await existingFile(() => pools.resolve(real, field), real, field);
     } catch (err) {
       const why = err instanceof QaraxError ? err.message : String(err);
       throw new FailedPreconditionError(
