@@ -49,7 +49,7 @@ import {
   tapIndex,
   type VmSpec,
 } from "../vmm/spec.ts";
-import type { VmCounters } from "../vmm/types.ts";
+import type { VmCounters, VmInfo } from "../vmm/types.ts";
 import { readBook, readSpecFile, VmInstance } from "./instance.ts";
 import { bindDisk, bindHostResources, bindNic } from "./resources.ts";
 import { isStopped, statusFromChState, statusWithoutVmm, type VmStatusName } from "./status.ts";
@@ -231,7 +231,7 @@ export class VmManager {
   start(id: string): Promise<void> {
     return this.#op(id, async (inst, signal) => {
       if (inst.vmmAlive) {
-        const info = await this.#ch(inst, () => inst.ops!.info());
+        const info = await this.#info(inst);
         if (info.state === "Running") return;
         if (info.state === "Paused") {
           throw new FailedPreconditionError(`VM ${id} is paused; resume it instead`);
@@ -259,7 +259,7 @@ export class VmManager {
     const grace = timeoutMs > 0 ? timeoutMs : this.options.stopTimeoutMs;
     return this.#op(id, async (inst, signal) => {
       if (!inst.vmmAlive) return await this.#markStopped(inst);
-      const info = await this.#ch(inst, () => inst.ops!.info());
+      const info = await this.#info(inst);
       if (info.state === "Created" || info.state === "Shutdown") {
         await inst.pump();
         return await inst.setStatus(statusFromChState(info.state, inst.book.booted));
@@ -305,7 +305,7 @@ export class VmManager {
   /** Pauses a running VM; pausing a paused VM succeeds. */
   pause(id: string): Promise<void> {
     return this.#op(id, async (inst) => {
-      const info = await this.#ch(inst, () => inst.requireVmm().info());
+      const info = await this.#info(inst);
       if (info.state === "Paused") return;
       if (info.state !== "Running") throw new FailedPreconditionError(`VM ${id} is not running`);
       await this.#ch(inst, () => inst.ops!.pause());
@@ -317,7 +317,7 @@ export class VmManager {
   /** Resumes a paused VM; resuming a running VM succeeds. */
   resume(id: string): Promise<void> {
     return this.#op(id, async (inst) => {
-      const info = await this.#ch(inst, () => inst.requireVmm().info());
+      const info = await this.#info(inst);
       if (info.state === "Running") return;
       if (info.state !== "Paused") throw new FailedPreconditionError(`VM ${id} is not paused`);
       await this.#ch(inst, () => inst.ops!.resume());
@@ -329,7 +329,7 @@ export class VmManager {
   /** Reboots a running or paused VM (it ends running). */
   reboot(id: string): Promise<void> {
     return this.#op(id, async (inst, signal) => {
-      const info = await this.#ch(inst, () => inst.requireVmm().info());
+      const info = await this.#info(inst);
       if (info.state !== "Running" && info.state !== "Paused") {
         throw new FailedPreconditionError(`VM ${id} is not running`);
       }
@@ -537,7 +537,7 @@ export class VmManager {
     const dir = fileUrlDir(url, "snapshot_url");
     const real = await this.options.pools.resolve(dir, "snapshot_url");
     return await this.#op(id, async (inst) => {
-      const info = await this.#ch(inst, () => inst.requireVmm().info());
+      const info = await this.#info(inst);
       if (info.state !== "Running" && info.state !== "Paused") {
         throw new FailedPreconditionError(`VM ${id} is not running`);
       }
@@ -567,7 +567,7 @@ export class VmManager {
     }
     return await this.#op(id, async (inst, signal) => {
       if (inst.vmmAlive) {
-        const info = await this.#ch(inst, () => inst.ops!.info());
+        const info = await this.#info(inst);
         if (info.state === "Running" || info.state === "Paused") {
           throw new FailedPreconditionError(`VM ${id} is running; stop it before restoring`);
         }
@@ -818,6 +818,13 @@ export class VmManager {
         if (inst.current === ac) inst.current = null;
       }
     });
+  }
+
+  /** `vm.info` of the VM's VMM (which must run); remembers the memory size it reports. */
+  async #info(inst: VmInstance): Promise<VmInfo> {
+    const info = await this.#ch(inst, () => inst.requireVmm().info());
+    inst.memoryActualSize = info.memory_actual_size;
+    return info;
   }
 
   /** A VMM call whose "no such VM" (CH 404) means a wrong state here, not an unknown VM. */
