@@ -289,7 +289,10 @@ export class VmManager {
       try {
         const info = await inst.ops!.info({ timeoutMs });
         if (info.state === "Running" || info.state === "Paused") {
-          await inst.ops!.shutdown({ timeoutMs });
+          await inst.ops!.shutdown({ timeoutMs }).catch((err) => {
+            // "Not running": the guest got there first.
+            if (!(err instanceof FailedPreconditionError)) throw err;
+          });
         }
         await inst.pump();
         await inst.setStatus(statusWithoutVmm(true, inst.book.booted));
@@ -842,14 +845,37 @@ export class VmManager {
     }
   }
 
+  /**
+   * Removes a device from the VMM. From a booted VM the unplug completes when the guest
+   * acknowledges it (`vm/device-removed`), which is awaited for a few seconds so the device's
+   * host side (a tap) is not pulled from under the VMM.
+   */
   async #removeDevice(inst: VmInstance, dev: string): Promise<void> {
+    const ac = new AbortController();
+    const booted = inst.status === "running" || inst.status === "paused";
+    const removed = booted
+      ? (async () => {
+        for await (const e of this.options.bus.subscribe({ vmId: inst.id, signal: ac.signal })) {
+          if (e.kind === "vmm" && e.event === "device-removed" && e.properties.id === dev) return;
+        }
+      })()
+      : Promise.resolve();
     try {
-      await inst.ops!.removeDevice(dev);
-    } catch (err) {
-      // CH does not know it (never added to this VMM): nothing to remove there.
-      if (!(err instanceof NotFoundError && vmmApiErrorOf(err))) throw err;
+      try {
+        await inst.ops!.removeDevice(dev);
+      } catch (err) {
+        // CH does not know it (never added to this VMM): nothing to remove there.
+        if (!(err instanceof NotFoundError && vmmApiErrorOf(err))) throw err;
+        return;
+      }
+      await inst.pump();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([removed, new Promise((r) => timer = setTimeout(r, 5_000))]);
+      clearTimeout(timer);
+    } finally {
+      ac.abort();
+      await removed.catch(() => {});
     }
-    await inst.pump();
   }
 
   #nextNicIndex(nics: NicSpec[]): number {
