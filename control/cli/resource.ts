@@ -212,25 +212,30 @@ export function updateCommand<T extends { id: string; name?: string }>(
 /** The delete command (`204`, or `202` + a job the user may `--wait` for). */
 export function deleteCommand(
   def: Pick<ResourceDef, "kind" | "scope">,
-  extra: Partial<CommandSpec> = {},
+  extra: Partial<CommandSpec> & {
+    /** Query parameters from extra flags (e.g. a VM's `--force`). */
+    query?(input: Input): Query;
+  } = {},
 ): CommandSpec {
   const noun = KINDS[def.kind].noun;
+  const { query, options, ...spec } = extra;
   return {
     name: "delete",
     aliases: ["rm"],
     summary: `Delete a ${noun}`,
     args: [noun.replaceAll(" ", "-")],
-    options: { ...ACTION_OPTIONS, ...def.scope?.options },
+    options: { ...options, ...ACTION_OPTIONS, ...def.scope?.options },
     async run(ctx, input) {
       const ref = Object.values(input.args)[0]!;
       const id = await idOf(ctx, def, input, ref);
       return await runAction(ctx, input, {
         method: "DELETE",
         path: `${KINDS[def.kind].path}/${id}`,
+        query: query?.(input),
         done: `${noun} ${ref} deleted`,
       });
     },
-    ...extra,
+    ...spec,
   };
 }
 
@@ -238,6 +243,7 @@ export function deleteCommand(
 export interface Action {
   method: string;
   path: string;
+  query?: Query;
   body?: unknown;
   /** Message when the action (or its job) succeeded, e.g. `vm web-1 started`; a function
    * gets the answer's body (or the job's result). */
@@ -252,6 +258,7 @@ export async function runAction(ctx: Context, input: Input, action: Action): Pro
   const client = await ctx.client();
   const key = input.opts["idempotency-key"] as string | undefined;
   const answer = await client.request<unknown>(action.method, action.path, {
+    query: action.query,
     body: action.body,
     headers: key !== undefined ? { "idempotency-key": key } : {},
   });

@@ -35,8 +35,11 @@ export interface Job {
 /** Statuses after which a job never changes. */
 export const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 
-/** How long one long-poll asks the server to hold the request. */
-export const LONG_POLL_S = 10;
+/**
+ * How long one long-poll asks the server to hold the request. The server answers early when
+ * the job ends, so this only bounds how stale the progress line can get.
+ */
+export const LONG_POLL_S = 3;
 
 /** The job an action answered with: a Job body, `{job}`, `{job_id}` or a Location header. */
 export function jobOf(body: unknown, headers?: Headers): { id: string; job?: Job } | undefined {

@@ -8,6 +8,7 @@ import { ApiClient } from "../client.ts";
 import { type CliFile, readCliFile, writeCliFile } from "../config.ts";
 import type { CommandSpec } from "../framework.ts";
 import { parseInteger } from "../fields.ts";
+import { Names, resolveId } from "../resolve.ts";
 import { followEvents, type SseEvent } from "../sse.ts";
 
 /** `qarax login`. */
@@ -75,13 +76,24 @@ export const logoutCommand: CommandSpec = {
   },
 };
 
-/** One event as a text line: `id  event  data`. */
-export function eventLine(ev: SseEvent): string {
-  let data = ev.data;
+/** One event as a text line: time, type, resource (by name when known), data. */
+export function eventLine(ev: SseEvent, names?: Names): string {
+  let parsed: Record<string, unknown> | undefined;
   try {
-    data = JSON.stringify(JSON.parse(ev.data));
-  } catch { /* not JSON: as sent */ }
-  return [ev.id ?? "-", ev.event, data].join("  ") + "\n";
+    const v = JSON.parse(ev.data);
+    if (v && typeof v === "object" && !Array.isArray(v)) parsed = v;
+  } catch { /* not JSON: print as sent */ }
+  if (!parsed) return [ev.id ?? "-", ev.event, ev.data].join("  ") + "\n";
+  const type = typeof parsed.resource_type === "string" ? parsed.resource_type : "";
+  const id = typeof parsed.resource_id === "string" ? parsed.resource_id : "";
+  const name = names && (type === "vm" || type === "host") ? names.of(type, id) : id;
+  const data = "data" in parsed ? parsed.data : parsed;
+  return [
+    typeof parsed.time === "string" ? parsed.time : ev.id ?? "-",
+    typeof parsed.type === "string" ? parsed.type : ev.event,
+    type ? `${type}/${name || "-"}` : "-",
+    JSON.stringify(data),
+  ].join("  ") + "\n";
 }
 
 /** `qarax events`. */
@@ -89,35 +101,53 @@ export const eventsCommand: CommandSpec = {
   name: "events",
   summary: "Follow the event stream (reconnects, resuming after the last event seen)",
   options: {
-    since: { type: "string", value: "ID", help: "start after this event id (Last-Event-ID)" },
     type: {
       type: "string",
       multiple: true,
       value: "TYPE",
-      help: "only events whose type starts with TYPE (e.g. vm, vm.status)",
+      help: "an event type (vm.status_changed) or a family (vm, host, job)",
+    },
+    vm: { type: "string", multiple: true, value: "VM", help: "only events about this VM" },
+    host: { type: "string", multiple: true, value: "HOST", help: "only events about this host" },
+    job: { type: "string", multiple: true, value: "ID", help: "only events about this job" },
+    since: {
+      type: "string",
+      value: "ID",
+      help: "replay events after this event id first (0: all retained)",
     },
     count: { type: "string", value: "N", help: "exit after N events" },
   },
-  notes: `Table output prints "ID  TYPE  DATA" lines; -o json prints one JSON object per line
-({"id","event","data"}). Ctrl-C stops.`,
+  notes: `Table output prints "TIME  TYPE  RESOURCE  DATA" lines; -o json prints one JSON object per
+line ({"id","event","data"}), for scripts. The stream resumes after a dropped connection with
+Last-Event-ID, so no event is lost or repeated. Ctrl-C stops.`,
   async run(ctx, input) {
     const client = await ctx.client();
     const count = input.opts.count === undefined
       ? Infinity
       : parseInteger(input.opts.count as string, "count");
     if (count < 1) throw InvalidArgumentError.field("--count", "must be at least 1");
-    const types = (input.opts.type as string[] | undefined) ?? [];
+    const refs = async (kind: "vm" | "host" | "job", flag: string) =>
+      await Promise.all(
+        ((input.opts[flag] as string[] | undefined) ?? []).map((r) => resolveId(client, kind, r)),
+      );
+    const resourceIds = [
+      ...await refs("vm", "vm"),
+      ...await refs("host", "host"),
+      ...await refs("job", "job"),
+    ];
+    const names = ctx.output === "json" ? undefined : await new Names(client).load("vm", "host");
     let seen = 0;
     const stream = followEvents(client, "/v1/events", {
+      query: {
+        type: input.opts.type as string[] | undefined,
+        resource_id: resourceIds.length ? resourceIds : undefined,
+      },
       lastEventId: input.opts.since as string | undefined,
       signal: ctx.signal,
       onReconnect: (attempt, delay, reason) =>
         ctx.io.err(`events: ${reason}; reconnecting in ${delay} ms (attempt ${attempt})\n`),
     });
     for await (const ev of stream) {
-      if (types.length && !types.some((t) => ev.event === t || ev.event.startsWith(`${t}.`))) {
-        continue;
-      }
       if (ctx.output === "json") {
         let data: unknown = ev.data;
         try {
@@ -125,7 +155,7 @@ export const eventsCommand: CommandSpec = {
         } catch { /* keep text */ }
         ctx.io.out(JSON.stringify({ id: ev.id ?? null, event: ev.event, data }) + "\n");
       } else {
-        ctx.io.out(eventLine(ev));
+        ctx.io.out(eventLine(ev, names));
       }
       if (++seen >= count) {
         await stream.return(undefined);

@@ -1,10 +1,10 @@
 /** `qarax vm …`: create, inspect and drive VMs, and their disks (`vm disk`) and NICs (`vm nic`). */
 import { InvalidArgumentError } from "../../../shared/errors/errors.ts";
-import type { ApiClient } from "../client.ts";
+import type { ApiClient, Query } from "../client.ts";
 import type { Field } from "../fields.ts";
 import { GUEST_FIELDS, SIZING_FIELDS } from "./vm_fields.ts";
 import { parseInteger } from "../fields.ts";
-import type { CommandSpec, Context, GroupSpec, Input } from "../framework.ts";
+import type { CommandSpec, Context, GroupSpec, Input, OptionSpec } from "../framework.ts";
 import { type Column, table } from "../output.ts";
 import {
   ACTION_OPTIONS,
@@ -18,7 +18,7 @@ import {
   updateCommand,
 } from "../resource.ts";
 import { Names, resolveId } from "../resolve.ts";
-import { formatAge, formatBytes } from "../units.ts";
+import { formatAge, formatBytes, parseDuration } from "../units.ts";
 
 interface Vm {
   id: string;
@@ -238,13 +238,29 @@ const ACTIONS: [string, string, string][] = [
   ["reboot", "Reboot a running VM", "rebooted"],
 ];
 
+/** `vm stop --grace`: how long the guest gets to power off before a hard stop. */
+const GRACE_OPTION: Record<string, OptionSpec> = {
+  grace: {
+    type: "string",
+    value: "DURATION",
+    help: "how long the guest gets to power off before a hard stop (default: the server's)",
+  },
+};
+
 function actionCommand([name, summary, past]: [string, string, string]): CommandSpec {
+  const stop = name === "stop";
   return {
     name,
     summary,
     args: ["vm"],
-    options: ACTION_OPTIONS,
-    run: (ctx, input) => vmAction(ctx, input, input.args.vm!, name, past),
+    options: stop ? { ...GRACE_OPTION, ...ACTION_OPTIONS } : ACTION_OPTIONS,
+    run: (ctx, input) => {
+      const grace = input.opts.grace as string | undefined;
+      const query = grace === undefined
+        ? undefined
+        : { timeout: Math.round(parseDuration(grace, "--grace") / 1000) };
+      return vmAction(ctx, input, input.args.vm!, name, past, query);
+    },
   };
 }
 
@@ -254,11 +270,13 @@ async function vmAction(
   ref: string,
   action: string,
   past: string,
+  query?: Query,
 ): Promise<number> {
   const id = await resolveId(await ctx.client(), "vm", ref);
   return await runAction(ctx, input, {
     method: "POST",
     path: `/v1/vms/${id}/${action}`,
+    query,
     done: `vm ${ref} ${past}`,
   });
 }
@@ -462,7 +480,16 @@ server's defaults. Example:
     }),
     updateCommand(def),
     ...ACTIONS.map(actionCommand),
-    deleteCommand(def),
+    deleteCommand(def, {
+      options: {
+        force: {
+          type: "boolean",
+          help:
+            "delete the record even when the VM's node cannot be reached (its VMM may be left running)",
+        },
+      },
+      query: (input) => (input.opts.force ? { force: "true" } : {}),
+    }),
     diskGroup,
     nicGroup,
   ],
