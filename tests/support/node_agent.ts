@@ -62,6 +62,8 @@ export class TestAgent implements AsyncDisposable {
   /** Starts an agent in a fresh temp dir and waits until it answers. */
   static async start(options: AgentOptions = {}): Promise<TestAgent> {
     const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "qx-agent-" }));
+    // dnsmasq (DHCP) reads its files as `nobody`: the runtime dir must be searchable.
+    await Deno.chmod(dir, 0o755);
     const agent = new TestAgent(dir, options);
     try {
       await agent.launch();
