@@ -13,6 +13,7 @@ import { InvalidArgumentError } from "../../shared/errors/errors.ts";
 import { contractTest } from "../support/contract.ts";
 import { bootableConfig, REAL_CH, startVmm } from "../support/emulator.ts";
 import { createNetns } from "../support/netns.ts";
+import { waitFor } from "../support/process.ts";
 
 const NET = { root: true, boot: true };
 const VM = "5b1c2d3e-0000-4000-8000-0000000000f1";
@@ -123,3 +124,23 @@ contractTest(
     );
   },
 );
+
+contractTest("descriptors sent to endpoints that do not take them are dropped", NET, async () => {
+  await using vmm = await startVmm();
+  const c = vmm.client();
+  await c.create(await bootableConfig(vmm.dir));
+  await c.boot();
+  await c.info();
+  const open = () => Deno.readDirSync(`/proc/${vmm.pid}/fd`).toArray().length;
+  const before = open();
+  const fd = openFd(`${vmm.dir}/vmm.log`, O_RDONLY);
+  try {
+    for (let i = 0; i < 5; i++) await c.info({ fds: [fd, fd] });
+    await c.pause({ fds: [fd] });
+    await assert.rejects(() => c.pause({ fds: [fd] }), "a failed call drops them too");
+  } finally {
+    closeFd(fd);
+  }
+  // Each one-shot connection is closed by the VMM once it sees the end of it.
+  await waitFor(() => open() === before, 5_000, `the VMM to hold ${before} descriptors again`);
+});
