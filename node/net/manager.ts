@@ -259,7 +259,7 @@ export class NetworkManager {
       });
     }
     if (a.nat) await this.nat.ensure({ bridge: a.bridge, subnet: a.subnet!, owner });
-    else if (prev?.nat) await this.nat.remove(a.bridge);
+    else if (prev) await this.nat.remove(a.bridge);
     if (a.dhcp) {
       await this.#requireSubnetAddress(a);
       await this.dhcp.ensure({
@@ -291,10 +291,13 @@ export class NetworkManager {
     }
   }
 
-  /** Removes every layer of a bridge network, top down, then the bridge (if qarax made it). */
+  /**
+   * Removes every layer of a bridge network, top down, then the bridge (if qarax made it). The
+   * NAT chain goes whatever the record says: an attach that failed half-way may have left one.
+   */
   async #teardown(a: NetworkAttachment): Promise<void> {
     await this.dhcp.stop(a.bridge);
-    if (a.nat) await this.nat.remove(a.bridge);
+    await this.nat.remove(a.bridge);
     if (a.uplink) await releaseUplink(this.ip, a.bridge, a.uplink, ownerOf(a));
     await removeBridge(this.ip, {
       name: a.bridge,

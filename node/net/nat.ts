@@ -13,7 +13,7 @@
  */
 import { z } from "zod";
 import { run } from "../../shared/cmd/run.ts";
-import { InternalError } from "../../shared/errors/errors.ts";
+import { InternalError, UnavailableError } from "../../shared/errors/errors.ts";
 import { interfaceName } from "../../shared/net/names.ts";
 import { formatCidr, parseCidr } from "../../shared/net/ip.ts";
 import type { IpAdapter } from "./ip.ts";
@@ -103,9 +103,17 @@ export class NatRules {
     await run([...this.ip.nsPrefix, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
   }
 
-  /** Removes the network's chain (a missing one is fine); drops the table once it is empty. */
+  /**
+   * Removes the network's chain (a missing one is fine); drops the table once it is empty. On a
+   * host without nft there can be no rule to remove.
+   */
   async remove(bridge: string): Promise<void> {
-    await this.#nft(["-f", "-"], natRemovalScript(bridge));
+    try {
+      await this.#nft(["-f", "-"], natRemovalScript(bridge));
+    } catch (err) {
+      if (err instanceof UnavailableError) return;
+      throw err;
+    }
     if ((await this.chains()).length === 0) {
       await this.#nft(["delete", "table", "ip", NFT_TABLE]);
     }
