@@ -60,7 +60,10 @@ async function main(argv: string[]): Promise<void> {
   // Pools and networks attached before a restart (or a host reboot) are restored first.
   const state = await StateStore.open(n.state_dir);
   const pools = new PoolManager(state, { firmwareDir: n.firmware_dir });
-  const networks = new NetworkManager(new IpAdapter(), state);
+  // DHCP files live beside the VM directories (a name no VM id can take).
+  const networks = new NetworkManager(new IpAdapter(), state, {
+    dhcpDir: `${n.runtime_dir}/.dhcp`,
+  });
   log.info("storage pools checked", { ...await pools.reconcile() });
   log.info("networks restored", { ...await networks.reconcile() });
   const bus = new EventBus();
@@ -100,6 +103,7 @@ async function main(argv: string[]): Promise<void> {
     await Promise.race([server.shutdown(), grace]);
     server.server.forceShutdown();
     await manager.close();
+    networks.close();
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGINT", stop);

@@ -3,7 +3,7 @@
  * and attaching storage pools and networks. Thin: each RPC validates what is specific to the
  * wire (required sub-messages, enums), calls the VM, network or pool manager, and converts the
  * answer; domain errors become gRPC statuses in the server's middleware. RPCs this node does
- * not implement (SetDhcpReservations, until issue 8) answer UNIMPLEMENTED.
+ * not implement answer UNIMPLEMENTED.
  */
 import type { CallContext, ServiceImplementation } from "nice-grpc";
 import { InvalidArgumentError, UnimplementedError } from "../../shared/errors/errors.ts";
@@ -11,7 +11,7 @@ import { node, toTimestamp, VmServiceDefinition } from "../../shared/proto/mod.t
 import type { EventBus, VmEvent, VmEventKind } from "../events/bus.ts";
 import { collectHostFacts } from "../info.ts";
 import type { NetworkManager } from "../net/manager.ts";
-import { detachSpecFromRequest, networkSpecFromRequest } from "../net/spec.ts";
+import { bridgeName, detachSpecFromRequest, networkSpecFromRequest } from "../net/spec.ts";
 import { poolId, type PoolManager, poolSpecFromRequest } from "../storage/pools.ts";
 import type { VmManager, VmState } from "../vms/manager.ts";
 import type { VmStatusName } from "../vms/status.ts";
@@ -209,6 +209,10 @@ export function vmService(deps: VmServiceDeps): ServiceImplementation<typeof VmS
     },
     async detachNetwork(req) {
       await networks.detach(detachSpecFromRequest(req));
+      return EMPTY;
+    },
+    async setDhcpReservations(req) {
+      await networks.setReservations(bridgeName(req.bridgeName ?? ""), req.reservations ?? []);
       return EMPTY;
     },
 

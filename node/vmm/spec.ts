@@ -16,7 +16,7 @@ import {
   vmId as checkVmId,
 } from "../../shared/net/names.ts";
 import { node } from "../../shared/proto/mod.ts";
-import { tapName, tapQueues } from "../net/tap.ts";
+import { macvtapName, nicDeviceIndex, tapName, tapQueues } from "../net/tap.ts";
 import type * as ch from "./types.ts";
 
 /** A validated, canonical VM spec (see `normalizeVmConfig`). */
@@ -33,6 +33,13 @@ export const MAX_VCPUS = 4096;
 const MAX_CMDLINE = 4096;
 const IMAGE_TYPES = ["raw", "qcow2"] as const;
 export type ImageTypeName = typeof IMAGE_TYPES[number];
+
+/** The NIC types the node knows. */
+const TYPES: Record<number, string> = {
+  [node.NetworkType.NETWORK_TYPE_BRIDGE]: "bridge",
+  [node.NetworkType.NETWORK_TYPE_VLAN]: "vlan",
+  [node.NetworkType.NETWORK_TYPE_MACVTAP]: "macvtap",
+};
 
 const MODES: Record<number, ch.ConsoleMode> = {
   [node.ConsoleMode.CONSOLE_MODE_OFF]: "Off",
@@ -91,10 +98,19 @@ export function nicMac(vmId: string, nicId: string): string {
   return localMac(new Uint8Array(digest.subarray(0, 5)));
 }
 
-/** The tap index encoded in a node-managed tap name (`qt<tag>n<index>`). */
+/** The NIC index encoded in a node-managed tap or macvtap name (`qt<tag>n<i>`, `qm<tag>n<i>`). */
 export function tapIndex(tap: string): number | undefined {
-  const m = /^qt[0-9a-f]{8}n(\d{1,4})$/.exec(tap);
-  return m ? Number(m[1]) : undefined;
+  return nicDeviceIndex(tap);
+}
+
+/** True for a NIC on a macvtap network (its queues reach CH as descriptors, not by name). */
+export function isMacvtapNic(n: NicSpec): boolean {
+  return n.type === node.NetworkType.NETWORK_TYPE_MACVTAP;
+}
+
+/** True when the node made the NIC's host device (a tap on a bridge, or a macvtap). */
+export function hasManagedDevice(n: NicSpec): boolean {
+  return !!n.tap && (!!n.bridge || isMacvtapNic(n)) && tapIndex(n.tap) !== undefined;
 }
 
 function tokenBucket(
@@ -172,9 +188,10 @@ export function normalizeDisk(d: DiskSpec, index: number, field = `disks.${index
 
 /**
  * Validates one NIC at tap index `index`. A NIC on a `bridge` gets a node-managed tap whose
- * name is derived from the VM and the index (a `tap` sent back must be that name); a NIC with
- * only `tap` uses that existing interface as is; vhost-user NICs have neither. NICs without a
- * MAC get a stable one, so the guest (and cloud-init's network-config) always know it.
+ * name is derived from the VM and the index (a `tap` sent back must be that name); a `macvtap`
+ * NIC names its `parent_interface` and gets a node-managed macvtap device (`qm…`) there; a NIC
+ * with only `tap` uses that existing interface as is; vhost-user NICs have neither. NICs
+ * without a MAC get a stable one, so the guest (and cloud-init's network-config) always know it.
  */
 export function normalizeNic(
   vmId: string,
@@ -184,18 +201,40 @@ export function normalizeNic(
 ): NicSpec {
   const id = deviceId(n.id || `net${index}`, `${field}.id`);
   const type = n.type ?? node.NetworkType.NETWORK_TYPE_BRIDGE;
-  if (type === node.NetworkType.NETWORK_TYPE_MACVTAP) {
-    throw new UnimplementedError(`${field}: macvtap NICs are not supported by this node yet`);
-  }
-  if (
-    type !== node.NetworkType.NETWORK_TYPE_BRIDGE && type !== node.NetworkType.NETWORK_TYPE_VLAN
-  ) {
+  if (!(type in TYPES)) {
     throw InvalidArgumentError.field(`${field}.type`, `unknown network type ${type}`);
   }
   const vhostUser = opt(n.vhostUser);
   const bridge = n.bridge ? interfaceName(n.bridge, `${field}.bridge`) : undefined;
   let tap = n.tap ? interfaceName(n.tap, `${field}.tap`) : undefined;
-  if (vhostUser) {
+  const parentInterface = n.parentInterface
+    ? interfaceName(n.parentInterface, `${field}.parent_interface`)
+    : undefined;
+  if (type === node.NetworkType.NETWORK_TYPE_MACVTAP) {
+    if (!parentInterface) {
+      throw InvalidArgumentError.field(`${field}.parent_interface`, "a macvtap NIC needs one");
+    }
+    if (bridge || vhostUser) {
+      throw InvalidArgumentError.field(
+        `${field}.${bridge ? "bridge" : "vhost_user"}`,
+        "a macvtap NIC sits on its parent_interface, not on a bridge or a vhost-user backend",
+      );
+    }
+    if (n.ip || n.mask || n.hostMac) {
+      throw InvalidArgumentError.field(
+        `${field}.${n.hostMac ? "host_mac" : "ip"}`,
+        "a macvtap NIC has no host-side tap to configure",
+      );
+    }
+    const managed = macvtapName(vmId, index);
+    if (tap && tap !== managed) {
+      throw InvalidArgumentError.field(
+        `${field}.tap`,
+        `the node names the macvtap devices it creates (${managed}); leave tap empty`,
+      );
+    }
+    tap = managed;
+  } else if (vhostUser) {
     if (bridge || tap) {
       throw InvalidArgumentError.field(`${field}.vhost_user`, "a vhost-user NIC has no tap");
     }
@@ -265,9 +304,7 @@ export function normalizeNic(
       ? (n.guestDns ?? []).map((d, i) => text(d, `${field}.guest_dns.${i}`, 15) ?? "")
       : undefined,
     type: type === node.NetworkType.NETWORK_TYPE_BRIDGE ? undefined : type,
-    parentInterface: n.parentInterface
-      ? interfaceName(n.parentInterface, `${field}.parent_interface`)
-      : undefined,
+    parentInterface,
   });
 }
 
@@ -541,10 +578,13 @@ const VHOST_MODES: Record<number, "Client" | "Server"> = {
   [node.VhostMode.VHOST_MODE_SERVER]: "Server",
 };
 
-/** CH's NetConfig for one of our NICs (its tap is already in the spec). */
+/**
+ * CH's NetConfig for one of our NICs (its tap is already in the spec). A macvtap NIC has no
+ * `tap`: its queues go with the request as descriptors.
+ */
 export function chNet(n: NicSpec): ch.NetConfig {
   return compact({
-    tap: opt(n.tap),
+    tap: isMacvtapNic(n) ? undefined : opt(n.tap),
     ip: opt(n.ip),
     mask: opt(n.mask),
     mac: n.mac!,
@@ -600,6 +640,7 @@ export function buildChConfig(spec: VmSpec, b: HostBindings): ch.VmConfig {
     disks.push({ path: b.seedPath, readonly: true, id: SEED_DISK_ID, image_type: "Raw" });
   }
   const { serial, console } = chConsoles(spec, b.files);
+  const nets = (spec.networks ?? []).filter((n) => !isMacvtapNic(n));
   return compact({
     cpus: compact({
       boot_vcpus: c.bootVcpus!,
@@ -638,7 +679,8 @@ export function buildChConfig(spec: VmSpec, b: HostBindings): ch.VmConfig {
       }))
       : undefined,
     disks: disks.length ? disks : undefined,
-    net: spec.networks?.length ? spec.networks.map(chNet) : undefined,
+    // `vm.create` cannot carry descriptors: macvtap NICs are added right after it.
+    net: nets.length ? nets.map(chNet) : undefined,
     rng: spec.rng ? compact({ src: spec.rng.src!, iommu: opt(spec.rng.iommu) }) : undefined,
     serial,
     console,

@@ -4,7 +4,10 @@ import { node } from "../../shared/proto/mod.ts";
 import { tapName } from "../net/tap.ts";
 import {
   buildChConfig,
+  chNet,
+  hasManagedDevice,
   type HostBindings,
+  isMacvtapNic,
   nicMac,
   normalizeVmConfig,
   specKey,
@@ -295,7 +298,7 @@ Deno.test("invalid requests name the offending field", () => {
   }
 });
 
-Deno.test("unsupported hypervisors and NIC types are UNIMPLEMENTED, not ignored", () => {
+Deno.test("unsupported hypervisors are UNIMPLEMENTED, not ignored", () => {
   assert.throws(
     () =>
       normalizeVmConfig({
@@ -304,12 +307,41 @@ Deno.test("unsupported hypervisors and NIC types are UNIMPLEMENTED, not ignored"
       }),
     UnimplementedError,
   );
-  assert.throws(
-    () =>
-      normalizeVmConfig({
-        ...minimal,
-        networks: [{ type: node.NetworkType.NETWORK_TYPE_MACVTAP, parentInterface: "eth0" }],
-      }),
-    UnimplementedError,
+});
+
+Deno.test("a macvtap NIC gets a node-named macvtap on its parent and reaches CH without a tap", () => {
+  const MACVTAP = node.NetworkType.NETWORK_TYPE_MACVTAP;
+  const spec = normalizeVmConfig({
+    ...minimal,
+    networks: [
+      { id: "eth0", bridge: "br0" },
+      { id: "lan0", type: MACVTAP, parentInterface: "eth1", mac: "52:54:00:00:00:77" },
+    ],
+  });
+  const [bridged, mv] = spec.networks!;
+  assert.equal(mv.tap, `qm${bridged.tap!.slice(2, 10)}n1`);
+  assert.ok(isMacvtapNic(mv) && !isMacvtapNic(bridged));
+  assert.ok(hasManagedDevice(mv) && hasManagedDevice(bridged));
+  assert.equal(tapIndex(mv.tap!), 1);
+  assert.equal(chNet(mv).tap, undefined, "the queues go as descriptors");
+  assert.equal(chNet(mv).mac, "52:54:00:00:00:77");
+  const config = buildChConfig(spec, { disks: {}, files: FILES });
+  assert.deepEqual(config.net?.map((n) => n.id), ["eth0"], "vm.create cannot carry descriptors");
+
+  const field = (n: Record<string, unknown>) =>
+    fieldOf(() => normalizeVmConfig({ ...minimal, networks: [{ type: MACVTAP, ...n }] }));
+  assert.equal(field({}), "networks.0.parent_interface");
+  assert.equal(field({ parentInterface: "eth1", bridge: "br0" }), "networks.0.bridge");
+  assert.equal(
+    field({ parentInterface: "eth1", ip: "10.0.0.1", mask: "255.0.0.0" }),
+    "networks.0.ip",
+  );
+  assert.equal(field({ parentInterface: "eth1", tap: "mytap" }), "networks.0.tap");
+  assert.equal(field({ parentInterface: "eth 1" }), "networks.0.parent_interface");
+  assert.equal(
+    fieldOf(() =>
+      normalizeVmConfig({ ...minimal, networks: [{ bridge: "br0", type: 9 as node.NetworkType }] })
+    ),
+    "networks.0.type",
   );
 });

@@ -40,6 +40,8 @@ import {
   buildChConfig,
   chDisk,
   chNet,
+  hasManagedDevice,
+  isMacvtapNic,
   type NicSpec,
   normalizeDisk,
   normalizeNic,
@@ -49,7 +51,8 @@ import {
   tapIndex,
   type VmSpec,
 } from "../vmm/spec.ts";
-import type { VmCounters, VmInfo } from "../vmm/types.ts";
+import type { RestoredNetConfig, VmCounters, VmInfo } from "../vmm/types.ts";
+import { closeFd } from "../sys/libc.ts";
 import { readBook, readSpecFile, VmInstance } from "./instance.ts";
 import { bindDisk, bindHostResources, bindNic } from "./resources.ts";
 import { isStopped, statusFromChState, statusWithoutVmm, type VmStatusName } from "./status.ts";
@@ -418,7 +421,8 @@ export class VmManager {
 
   /**
    * Adds a NIC: a bridge NIC gets its own tap on the bridge (enslaved, with the MTU and
-   * queues) before CH opens it, and the tap is removed with the NIC or the VM.
+   * queues) before CH opens it; a macvtap NIC gets its macvtap on the parent and reaches CH as
+   * descriptors. The device is removed with the NIC or the VM.
    */
   addNic(id: string, config: node.NetConfig.$Properties): Promise<void> {
     if (!config.id) throw InvalidArgumentError.field("config.id", "required");
@@ -436,9 +440,11 @@ export class VmManager {
       }
       await bindNic(this.options.networks, id, nic);
       try {
-        if (inst.vmmAlive) await this.#ch(inst, () => inst.ops!.addNet(chNet(nic)));
+        if (inst.vmmAlive) await this.#addNet(inst, nic);
       } catch (err) {
-        if (nic.bridge) await this.options.networks.removeNicTap(id, index).catch(() => {});
+        if (hasManagedDevice(nic)) {
+          await this.options.networks.removeNicTap(id, index).catch(() => {});
+        }
         throw err;
       }
       inst.files.spec = { ...inst.spec, networks: [...nics, nic] };
@@ -447,7 +453,7 @@ export class VmManager {
     });
   }
 
-  /** Removes a NIC and its tap; removing one the VM does not have succeeds. */
+  /** Removes a NIC and its tap (or macvtap); removing one the VM does not have succeeds. */
   removeNic(id: string, deviceIdText: string): Promise<void> {
     const dev = deviceId(deviceIdText, "device_id");
     return this.#op(id, async (inst) => {
@@ -455,7 +461,7 @@ export class VmManager {
       const nic = nics.find((n) => n.id === dev);
       if (!nic) return;
       if (inst.vmmAlive) await this.#removeDevice(inst, dev);
-      const index = nic.bridge && nic.tap ? tapIndex(nic.tap) : undefined;
+      const index = hasManagedDevice(nic) ? tapIndex(nic.tap!) : undefined;
       if (index !== undefined) await this.options.networks.removeNicTap(id, index);
       inst.files.spec = { ...inst.spec, networks: nics.filter((n) => n.id !== dev) };
       await inst.saveSpec();
@@ -579,15 +585,28 @@ export class VmManager {
         await this.#onExit(inst, proc, await proc.killAndWait());
       }
       for (const nic of inst.spec.networks ?? []) await bindNic(this.options.networks, id, nic);
-      await this.#startVmm(inst);
+      const queues = await this.#restoredQueues(inst, real);
       try {
-        await this.#ch(
-          inst,
-          () => inst.ops!.restore({ source_url: `file://${real}`, prefault: false }, { signal }),
-        );
-        await this.#ch(inst, () => inst.ops!.resume());
+        await this.#startVmm(inst);
+        try {
+          await this.#ch(
+            inst,
+            () =>
+              inst.ops!.restore(
+                {
+                  source_url: `file://${real}`,
+                  prefault: false,
+                  net_fds: queues.netFds.length ? queues.netFds : undefined,
+                },
+                { signal, fds: queues.fds },
+              ),
+          );
+          await this.#ch(inst, () => inst.ops!.resume());
+        } finally {
+          await inst.pump();
+        }
       } finally {
-        await inst.pump();
+        for (const fd of queues.fds) closeFd(fd);
       }
       await inst.setStatus("running");
       this.#log.info("VM restored", { vm_id: id, dir: real });
@@ -627,7 +646,7 @@ export class VmManager {
           await this.options.networks.removeVmTaps(tap.vmId);
           report.orphanTaps.push(tap.name);
         } else if (
-          !(owner.spec.networks ?? []).some((n) => n.bridge && n.tap === tap.name) &&
+          !(owner.spec.networks ?? []).some((n) => hasManagedDevice(n) && n.tap === tap.name) &&
           tap.index !== undefined
         ) {
           // A NIC whose hot-add or removal was cut short by a crash.
@@ -896,7 +915,75 @@ export class VmManager {
     await inst.saveSpec();
     await this.#startVmm(inst);
     await this.#ch(inst, () => inst.ops!.create(inst.files.ch!));
+    // `vm.create` cannot carry descriptors: macvtap NICs are added to the config right after.
+    for (const nic of inst.spec.networks ?? []) {
+      if (isMacvtapNic(nic)) await this.#addNet(inst, nic);
+    }
     await inst.pump();
+  }
+
+  /**
+   * `vm.add-net` for one NIC: by tap name, or, for a macvtap NIC, with its queues opened by
+   * the node and passed as descriptors (see `node/vmm/fd_passing.ts` for why this way).
+   */
+  async #addNet(inst: VmInstance, nic: NicSpec): Promise<void> {
+    if (!isMacvtapNic(nic)) {
+      await this.#ch(inst, () => inst.ops!.addNet(chNet(nic)));
+      return;
+    }
+    const fds = await this.options.networks.openNicQueues(
+      nic.tap!,
+      (nic.numQueues ?? 2) / 2,
+      inst.paths.dir,
+    );
+    try {
+      await this.#ch(inst, () => inst.ops!.addNet(chNet(nic), { fds }));
+    } finally {
+      for (const fd of fds) closeFd(fd);
+    }
+  }
+
+  /**
+   * The tap queues a snapshot's descriptor-backed NICs need on restore: CH wrote them into the
+   * snapshot as `fds: [-1, …]`; each must be a macvtap NIC of the VM, whose queues are opened.
+   */
+  async #restoredQueues(
+    inst: VmInstance,
+    snapshotDir: string,
+  ): Promise<{ netFds: RestoredNetConfig[]; fds: number[] }> {
+    let nets: { id?: string; fds?: number[] | null }[];
+    try {
+      const config = JSON.parse(await Deno.readTextFile(`${snapshotDir}/config.json`));
+      nets = Array.isArray(config?.net) ? config.net : [];
+    } catch (err) {
+      throw new FailedPreconditionError(
+        `source_url: the snapshot's config.json cannot be read: ${(err as Error).message}`,
+      );
+    }
+    const netFds: RestoredNetConfig[] = [];
+    const fds: number[] = [];
+    try {
+      for (const n of nets) {
+        if (!n.fds?.length) continue;
+        const nic = (inst.spec.networks ?? []).find((x) => x.id === n.id && isMacvtapNic(x));
+        if (!nic) {
+          throw new FailedPreconditionError(
+            `the snapshot's NIC ${n.id} takes tap descriptors, but VM ${inst.id} has no macvtap NIC ${n.id}`,
+          );
+        }
+        const opened = await this.options.networks.openNicQueues(
+          nic.tap!,
+          n.fds.length,
+          inst.paths.dir,
+        );
+        fds.push(...opened);
+        netFds.push({ id: nic.id!, num_fds: opened.length });
+      }
+    } catch (err) {
+      for (const fd of fds) closeFd(fd);
+      throw err;
+    }
+    return { netFds, fds };
   }
 
   /** Starts a fresh VMM for the VM (its previous one must be gone) and waits for its API. */
@@ -1038,8 +1125,9 @@ export class VmManager {
     }
     inst.detach();
     await inst.settle();
-    // Taps exist only for bridge NICs (a tap a crash left behind is swept by `recover`).
-    if ((inst.spec.networks ?? []).some((n) => n.bridge)) {
+    // Taps exist only for bridge and macvtap NICs (one a crash left behind is swept by
+    // `recover`).
+    if ((inst.spec.networks ?? []).some(hasManagedDevice)) {
       await this.options.networks.removeVmTaps(inst.id);
     }
     await removeVmDir(inst.paths);

@@ -3,8 +3,8 @@
  * disk path confined to the attached storage pools (firmware also to the firmware dir) and
  * resolved to its real location; disk image types detected from the file when not given (CH's
  * own autodetection disables writes to sector 0); qcow2 backing chains checked to stay inside
- * the pools before `backing_files` is turned on; the NICs' taps created on their bridges; the
- * cloud-init seed written. The result feeds the pure `buildChConfig`.
+ * the pools before `backing_files` is turned on; the NICs' taps created on their bridges (and
+ * macvtaps on their parents); the cloud-init seed written. The result feeds the pure `buildChConfig`.
  */
 import { dirname, join } from "node:path";
 import {
@@ -23,7 +23,9 @@ import type { VmPaths } from "../vmm/runtime_dir.ts";
 import {
   type DiskBinding,
   type DiskSpec,
+  hasManagedDevice,
   type HostBindings,
+  isMacvtapNic,
   type NicSpec,
   tapIndex,
   type VmSpec,
@@ -134,13 +136,24 @@ export async function bindDisk(
   return { path: real, imageType: "Qcow2", backingFiles: depth > 0 ? true : undefined };
 }
 
-/** Creates (or fixes) the tap of a bridge NIC; other NICs need nothing. */
+/**
+ * Creates (or fixes) the host device of a NIC: the tap of a bridge NIC, the macvtap of a
+ * macvtap NIC; other NICs need nothing.
+ */
 export async function bindNic(networks: NetworkManager, vmId: string, nic: NicSpec): Promise<void> {
-  if (!nic.bridge || !nic.tap) return;
-  const index = tapIndex(nic.tap);
+  if (!hasManagedDevice(nic)) return;
+  const index = tapIndex(nic.tap!);
   if (index === undefined) throw new InvalidArgumentError(`NIC ${nic.id} has no managed tap`);
+  if (isMacvtapNic(nic)) {
+    await networks.ensureNicMacvtap(vmId, index, {
+      parent: nic.parentInterface!,
+      mac: nic.mac!,
+      mtu: nic.mtu ?? undefined,
+    });
+    return;
+  }
   await networks.ensureNicTap(vmId, index, {
-    bridge: nic.bridge,
+    bridge: nic.bridge!,
     mtu: nic.mtu ?? undefined,
     numQueues: nic.numQueues ?? undefined,
   });

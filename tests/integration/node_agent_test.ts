@@ -284,9 +284,10 @@ Deno.test("StopVM shuts down hard when the guest ignores the power button", asyn
   assert.ok(took >= 400, `waited the grace period (${took} ms)`);
   assert.ok(took < 5_000, `then shut down at once (${took} ms)`);
   assert.equal(await status(agent, id), S.VM_STATUS_SHUTDOWN);
+  // Reservations belong to an attached network.
   await rejectsWith(
     agent.vms.setDhcpReservations({ bridgeName: "br0", reservations: [] }),
-    Status.UNIMPLEMENTED,
+    Status.FAILED_PRECONDITION,
   );
   await agent.vms.deleteVM({ id });
 });

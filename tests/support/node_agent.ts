@@ -11,7 +11,7 @@ import {
   node,
   VmServiceDefinition,
 } from "../../shared/proto/mod.ts";
-import { spawn, type Spawned, waitFor } from "./process.ts";
+import { pidsWhere, spawn, type Spawned, waitFor } from "./process.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -35,17 +35,9 @@ export interface AgentOptions {
 
 /** Pids of live VMM processes whose command line mentions `dir`. */
 export function vmmPidsUnder(dir: string): number[] {
-  const pids: number[] = [];
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
-      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue;
-      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
-      if (cmd.includes(`path=${dir}/`) && cmd.includes("--api-socket")) pids.push(Number(e.name));
-    } catch { /* gone meanwhile */ }
-  }
-  return pids;
+  return pidsWhere((argv) =>
+    argv.includes("--api-socket") && argv.some((a) => a.includes(`path=${dir}/`))
+  );
 }
 
 /** A node agent subprocess and its directories. */
@@ -70,6 +62,8 @@ export class TestAgent implements AsyncDisposable {
   /** Starts an agent in a fresh temp dir and waits until it answers. */
   static async start(options: AgentOptions = {}): Promise<TestAgent> {
     const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "qx-agent-" }));
+    // dnsmasq (DHCP) reads its files as `nobody`: the runtime dir must be searchable.
+    await Deno.chmod(dir, 0o755);
     const agent = new TestAgent(dir, options);
     try {
       await agent.launch();
