@@ -156,7 +156,12 @@ binary).`,
         return await runAction(ctx, input, {
           method: "POST",
           path: `/v1/hosts/${id}/init`,
-          done: `host ${input.args.host} initialised`,
+          done: (b) => {
+            const host = (b.host ?? b) as Partial<Host>;
+            return `host ${input.args.host} initialised${host.status ? `: ${host.status}` : ""}${
+              host.total_cpus ? `, ${host.total_cpus} CPUs` : ""
+            }${host.total_memory_bytes ? `, ${formatBytes(host.total_memory_bytes)}` : ""}`;
+          },
         });
       },
     },

@@ -2,7 +2,7 @@
 import type { Field } from "../fields.ts";
 import type { GroupSpec } from "../framework.ts";
 import { followJob, getCommand, listCommand, type ResourceDef, WAIT_OPTIONS } from "../resource.ts";
-import { resolveId } from "../resolve.ts";
+import { type Names, resolveId } from "../resolve.ts";
 import { formatAge } from "../units.ts";
 import type { Job } from "../wait.ts";
 
@@ -46,16 +46,23 @@ const JOB_FIELDS: Field[] = [
   ...RESOURCE_FILTERS,
 ];
 
+/** `vm/web-1`: a resource by name when it is a VM or host. */
+function resourceText(names: Names, type: string, id: string | null): string {
+  if (!id) return `${type}/-`;
+  return `${type}/${type === "vm" || type === "host" ? names.of(type, id) : id}`;
+}
+
 const jobDef: ResourceDef<Job> = {
   kind: "job",
   plural: "jobs",
   fields: JOB_FIELDS,
-  columns: () => [
+  nameKinds: ["vm", "host"],
+  columns: (names) => [
     { header: "ID", value: (j) => j.id },
     { header: "TYPE", value: (j) => j.type },
     { header: "STATUS", value: (j) => j.status },
     { header: "PROGRESS", value: (j) => `${j.progress}%`, right: true },
-    { header: "RESOURCE", value: (j) => `${j.resource_type}/${j.resource_id ?? "-"}` },
+    { header: "RESOURCE", value: (j) => resourceText(names, j.resource_type, j.resource_id) },
     { header: "AGE", value: (j) => formatAge(j.created_at, new Date()) },
     { header: "MESSAGE", value: (j) => j.error?.message ?? j.progress_message },
   ],
@@ -132,11 +139,12 @@ const auditDef: ResourceDef<AuditLog> = {
   kind: "audit",
   plural: "audit log entries",
   fields: AUDIT_FIELDS,
-  columns: () => [
+  nameKinds: ["vm", "host"],
+  columns: (names) => [
     { header: "TIME", value: (a) => a.created_at },
     { header: "ACTOR", value: (a) => a.actor },
     { header: "ACTION", value: (a) => a.action },
-    { header: "RESOURCE", value: (a) => `${a.resource_type}/${a.resource_id ?? "-"}` },
+    { header: "RESOURCE", value: (a) => resourceText(names, a.resource_type, a.resource_id) },
     { header: "REQUEST", value: (a) => a.request_id },
     { header: "SUMMARY", value: (a) => JSON.stringify(a.summary) },
   ],

@@ -76,7 +76,25 @@ export const logoutCommand: CommandSpec = {
   },
 };
 
-/** One event as a text line: time, type, resource (by name when known), data. */
+/** What an event says, in a few words: a status change, a job's state, else its JSON. */
+export function eventSummary(data: unknown): string {
+  if (!data || typeof data !== "object" || Array.isArray(data)) return JSON.stringify(data);
+  const d = data as Record<string, unknown>;
+  if (typeof d.job_type === "string") {
+    const msg = typeof d.progress_message === "string" ? ` ${d.progress_message}` : "";
+    const err = d.error && typeof d.error === "object"
+      ? ` error: ${(d.error as { message?: unknown }).message}`
+      : "";
+    return `${d.job_type} ${d.status} ${d.progress ?? 0}%${msg}${err}`;
+  }
+  if (typeof d.status === "string" && "previous_status" in d) {
+    const reason = typeof d.reason === "string" ? ` (${d.reason})` : "";
+    return `${d.previous_status ?? "-"} → ${d.status}${reason}`;
+  }
+  return JSON.stringify(d);
+}
+
+/** One event as a text line: time, type, resource (by name when known), summary. */
 export function eventLine(ev: SseEvent, names?: Names): string {
   let parsed: Record<string, unknown> | undefined;
   try {
@@ -84,15 +102,18 @@ export function eventLine(ev: SseEvent, names?: Names): string {
     if (v && typeof v === "object" && !Array.isArray(v)) parsed = v;
   } catch { /* not JSON: print as sent */ }
   if (!parsed) return [ev.id ?? "-", ev.event, ev.data].join("  ") + "\n";
-  const type = typeof parsed.resource_type === "string" ? parsed.resource_type : "";
-  const id = typeof parsed.resource_id === "string" ? parsed.resource_id : "";
-  const name = names && (type === "vm" || type === "host") ? names.of(type, id) : id;
   const data = "data" in parsed ? parsed.data : parsed;
+  // A job event is about the job's own resource: show that (`vm/web-1`), not the job id.
+  const d = (data && typeof data === "object" ? data : {}) as Record<string, unknown>;
+  const jobTarget = typeof d.job_type === "string" && typeof d.resource_type === "string";
+  const type = String((jobTarget ? d.resource_type : parsed.resource_type) ?? "");
+  const id = String((jobTarget ? d.resource_id : parsed.resource_id) ?? "");
+  const name = names && (type === "vm" || type === "host") ? names.of(type, id) : id;
   return [
     typeof parsed.time === "string" ? parsed.time : ev.id ?? "-",
     typeof parsed.type === "string" ? parsed.type : ev.event,
     type ? `${type}/${name || "-"}` : "-",
-    JSON.stringify(data),
+    eventSummary(data),
   ].join("  ") + "\n";
 }
 
