@@ -1,0 +1,174 @@
+/**
+ * gRPC clients of the qarax-node agents: one channel per host (address:port), the deadline
+ * middleware (without it nice-grpc ignores `deadline`), the bearer token from
+ * `nodes.auth_token`, a deadline on every unary call, and every failure turned back into the
+ * node's domain error (`fromGrpcError` with the `qarax-error-bin` trailer), so a job's error
+ * says exactly what the node said.
+ */
+import {
+  type Channel,
+  type Client,
+  type ClientError,
+  createChannel,
+  createClientFactory,
+  Metadata,
+} from "nice-grpc";
+import { deadlineMiddleware } from "nice-grpc-client-middleware-deadline";
+import { fromGrpcError } from "../../shared/errors/grpc.ts";
+import type { QaraxError } from "../../shared/errors/errors.ts";
+import { FileTransferServiceDefinition, VmServiceDefinition } from "../../shared/proto/mod.ts";
+
+export type VmClient = Client<typeof VmServiceDefinition>;
+export type FilesClient = Client<typeof FileTransferServiceDefinition>;
+
+/** Where a node listens. */
+export interface NodeTarget {
+  /** The host id (the pool's key). */
+  id: string;
+  name?: string;
+  address: string;
+  port: number;
+}
+
+/** Call options the wrappers build; pass them to a client method. */
+export interface NodeCallOptions {
+  deadline?: Date;
+  metadata: Metadata;
+  signal?: AbortSignal;
+  onTrailer(trailer: Metadata): void;
+}
+
+export interface NodeClientOptions {
+  /** Bearer token; empty sends none. */
+  token: string;
+  /** Default deadline of unary calls. */
+  callTimeoutMs: number;
+}
+
+/** `host:port`, bracketing IPv6 literals. */
+export function targetOf(t: { address: string; port: number }): string {
+  return `${t.address.includes(":") ? `[${t.address}]` : t.address}:${t.port}`;
+}
+
+const factory = createClientFactory().use(deadlineMiddleware);
+
+// Reconnect quickly after a node restarts (grpc-js backs off up to 2 minutes by default), and
+// notice a silently dead peer on long event streams.
+const CHANNEL_OPTIONS = {
+  "grpc.initial_reconnect_backoff_ms": 250,
+  "grpc.max_reconnect_backoff_ms": 2000,
+  "grpc.keepalive_time_ms": 15_000,
+  "grpc.keepalive_timeout_ms": 5_000,
+  "grpc.keepalive_permit_without_calls": 1,
+};
+
+/** One node: its channel, clients, and call wrappers that map errors. */
+export class NodeClient {
+  readonly target: string;
+  readonly vm: VmClient;
+  readonly files: FilesClient;
+  readonly #channel: Channel;
+  readonly #options: NodeClientOptions;
+  readonly #label: string;
+
+  constructor(node: NodeTarget, options: NodeClientOptions) {
+    this.target = targetOf(node);
+    this.#label = node.name ? `node ${node.name} (${this.target})` : `node ${this.target}`;
+    this.#options = options;
+    this.#channel = createChannel(this.target, undefined, CHANNEL_OPTIONS);
+    this.vm = factory.create(VmServiceDefinition, this.#channel);
+    this.files = factory.create(FileTransferServiceDefinition, this.#channel);
+  }
+
+  /**
+   * Runs one unary call with a deadline (`timeoutMs`, default `nodes.call_timeout_ms`), the
+   * token and `signal`; failures come out as domain errors named after `what`.
+   */
+  async call<T>(
+    what: string,
+    fn: (opts: NodeCallOptions) => Promise<T>,
+    options: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<T> {
+    const { opts, error } = this.options(options.timeoutMs ?? this.#options.callTimeoutMs, {
+      signal: options.signal,
+    });
+    try {
+      return await fn(opts);
+    } catch (err) {
+      throw error(what, err);
+    }
+  }
+
+  /**
+   * Iterates a server stream (no deadline unless `timeoutMs`); a failure while opening or
+   * reading it comes out as a domain error named after `what`.
+   */
+  async *stream<T>(
+    what: string,
+    fn: (opts: NodeCallOptions) => AsyncIterable<T>,
+    options: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): AsyncGenerator<T> {
+    const { opts, error } = this.options(options.timeoutMs, { signal: options.signal });
+    try {
+      yield* fn(opts);
+    } catch (err) {
+      throw error(what, err);
+    }
+  }
+
+  /** Call options plus the error mapper that reads the trailer they capture. */
+  options(
+    timeoutMs: number | undefined,
+    extra: { signal?: AbortSignal } = {},
+  ): { opts: NodeCallOptions; error: (what: string, err: unknown) => QaraxError } {
+    let trailer: Metadata | undefined;
+    const metadata = new Metadata();
+    if (this.#options.token) metadata.set("authorization", `Bearer ${this.#options.token}`);
+    const opts: NodeCallOptions = {
+      metadata,
+      signal: extra.signal,
+      onTrailer: (t) => trailer = t,
+      ...(timeoutMs === undefined ? {} : { deadline: new Date(Date.now() + timeoutMs) }),
+    };
+    const error = (what: string, err: unknown) =>
+      fromGrpcError(err as ClientError, `${this.#label}: ${what}`, trailer);
+    return { opts, error };
+  }
+
+  /** Closes the channel (pending calls fail). */
+  close(): void {
+    this.#channel.close();
+  }
+}
+
+/** One client per host, replaced when its address changes or after it is reset. */
+export class NodePool {
+  readonly #clients = new Map<string, NodeClient>();
+  readonly #options: NodeClientOptions;
+
+  constructor(options: NodeClientOptions) {
+    this.#options = options;
+  }
+
+  /** The client of a host. */
+  get(node: NodeTarget): NodeClient {
+    const existing = this.#clients.get(node.id);
+    if (existing && existing.target === targetOf(node)) return existing;
+    existing?.close();
+    const client = new NodeClient(node, this.#options);
+    this.#clients.set(node.id, client);
+    return client;
+  }
+
+  /** Drops a host's channel so the next call connects afresh. */
+  reset(hostId: string): void {
+    this.#clients.get(hostId)?.close();
+    this.#clients.delete(hostId);
+  }
+
+  /** Closes every channel. */
+  close(): void {
+    for (const c of this.#clients.values()) c.close();
+    this.#clients.clear();
+  }
+}
