@@ -8,7 +8,13 @@
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { InvalidArgumentError } from "../../shared/errors/errors.ts";
-import { type EventFilter, type EventRow, eventsAfter, oldestEventId } from "../events/store.ts";
+import {
+  type EventFilter,
+  type EventRow,
+  eventsAfter,
+  latestEventId,
+  oldestEventId,
+} from "../events/store.ts";
 import { errors, Id, validationHook } from "./common.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
 
@@ -107,7 +113,8 @@ function streamEvents(
     start(controller) {
       let closed = false;
       let live = false;
-      let sent = from ?? deps.events.lastId;
+      // Without a position the stream starts at the newest committed event.
+      let sent = from ?? Number.MAX_SAFE_INTEGER;
       const queued: EventRow[] = [];
       const write = (text: string) => {
         if (!closed) controller.enqueue(encoder.encode(text));
@@ -142,6 +149,7 @@ function streamEvents(
       clientGone.addEventListener("abort", onAbort);
       write(": qarax events\n\n");
       (async () => {
+        if (from === null) sent = await latestEventId(deps.sql);
         if (from !== null) {
           const oldest = await oldestEventId(deps.sql);
           if (from > 0 && oldest !== null && from < oldest - 1) {

@@ -121,7 +121,7 @@ export class EventBus {
    * Runs `fn` in one transaction; the events it emits are inserted at the end (under the
    * ordering lock, held only until commit) and dispatched once committed.
    */
-  async transaction<T>(fn: (tx: TransactionSql, emit: Emit) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: TransactionSql, emit: Emit) => Promise<T> | T): Promise<T> {
     const pending: NewEvent[] = [];
     const out = await transaction(this.#sql, async (tx) => {
       pending.length = 0;

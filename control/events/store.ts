@@ -61,12 +61,13 @@ export async function insertEvents(tx: Db, events: readonly NewEvent[]): Promise
     resource_id: e.resource_id,
     data: tx.json(e.data as never),
   }));
+  // The lock first, in its own statement: ids must be drawn only once it is held.
+  await run(() => tx`select pg_advisory_xact_lock(${EVENTS_LOCK.toString()}::int8)`);
   const ids = await run(() =>
     tx<{ id: number }[]>`
-      with l as (select pg_advisory_xact_lock(${EVENTS_LOCK.toString()}::int8)),
-           ins as (insert into events ${tx(rows)} returning id)
+      with ins as (insert into events ${tx(rows)} returning id)
       select ins.id::int8 as id, pg_notify(${EVENTS_CHANNEL}, ins.id::text)
-      from ins, l order by ins.id`
+      from ins order by ins.id`
   );
   return ids.map((r) => Number(r.id));
 }

@@ -99,7 +99,7 @@ export const createDiskStep: Step = {
     const req = createDiskRequest(params(ctx), ctx.job.id);
     if (ctx.data.create_started) {
       // A previous attempt may have left a partial file: it is ours (the object is creating).
-      await client.call("DeleteDisk", (o) => client.files.deleteDisk({ path: req.path }, o), {
+      await client.call("DeleteDisk", (o, n) => n.files.deleteDisk({ path: req.path }, o), {
         signal: ctx.signal,
       });
     }
@@ -107,7 +107,7 @@ export const createDiskStep: Step = {
     await ctx.save();
     let final: node.TransferResponse | undefined;
     for await (
-      const msg of client.stream("CreateDisk", (o) => client.files.createDisk(req, o), {
+      const msg of client.stream("CreateDisk", (o, n) => n.files.createDisk(req, o), {
         signal: ctx.signal,
       })
     ) {
@@ -153,7 +153,7 @@ export async function undoDisk(ctx: JobContext, error: Error): Promise<void> {
     if (host) {
       const client = ctx.svc.nodes.get(host);
       const path = objectFile(params(ctx).pool_path, params(ctx).path);
-      await client.call("DeleteDisk", (o) => client.files.deleteDisk({ path }, o)).catch((err) =>
+      await client.call("DeleteDisk", (o, n) => n.files.deleteDisk({ path }, o)).catch((err) =>
         ctx.log.warn("removing a partial disk failed", { err })
       );
     }

@@ -52,7 +52,7 @@ export async function nodeVmState(
   vmId: string,
 ): Promise<node.VmState | null> {
   try {
-    return await client.call("GetVmInfo", (o) => client.vm.getVmInfo({ id: vmId }, o), {
+    return await client.call("GetVmInfo", (o, n) => n.vm.getVmInfo({ id: vmId }, o), {
       signal: ctx.signal,
     });
   } catch (err) {
@@ -257,14 +257,14 @@ export const createOnNodeStep: Step = {
     ctx.data.created_on_node = true;
     await ctx.save();
     const create = () =>
-      client.call("CreateVM", (o) => client.vm.createVM(spec, o), { signal: ctx.signal });
+      client.call("CreateVM", (o, n) => n.vm.createVM(spec, o), { signal: ctx.signal });
     try {
       await create();
     } catch (err) {
       if (!(err instanceof AlreadyExistsError)) throw err;
       const state = await nodeVmState(ctx, client, vm.id);
       if (state?.status === S.VM_STATUS_RUNNING || state?.status === S.VM_STATUS_PAUSED) return;
-      await client.call("DeleteVM", (o) => client.vm.deleteVM({ id: vm.id }, o), {
+      await client.call("DeleteVM", (o, n) => n.vm.deleteVM({ id: vm.id }, o), {
         signal: ctx.signal,
       });
       await create();
@@ -280,12 +280,12 @@ export const bootStep: Step = {
     const state = await nodeVmState(ctx, client, vm.id);
     if (state?.status === S.VM_STATUS_RUNNING) return;
     if (state?.status === S.VM_STATUS_PAUSED) {
-      await client.call("ResumeVM", (o) => client.vm.resumeVM({ id: vm.id }, o), {
+      await client.call("ResumeVM", (o, n) => n.vm.resumeVM({ id: vm.id }, o), {
         signal: ctx.signal,
       });
       return;
     }
-    await client.call("StartVM", (o) => client.vm.startVM({ id: vm.id }, o), {
+    await client.call("StartVM", (o, n) => n.vm.startVM({ id: vm.id }, o), {
       signal: ctx.signal,
       timeoutMs: ctx.svc.config.nodes.start_timeout_ms,
     });
@@ -332,8 +332,8 @@ export async function undoStart(ctx: JobContext, error: Error): Promise<void> {
       const id = { id: vm.id };
       // A fresh VM is removed from the node; a stopped one is left stopped.
       const undo = from === "created"
-        ? client.call("DeleteVM", (o) => client.vm.deleteVM(id, o))
-        : client.call("ForceStopVM", (o) => client.vm.forceStopVM(id, o));
+        ? client.call("DeleteVM", (o, n) => n.vm.deleteVM(id, o))
+        : client.call("ForceStopVM", (o, n) => n.vm.forceStopVM(id, o));
       await undo.catch((err) => ctx.log.warn("cleanup after failed start", { err }));
     }
   }
@@ -369,7 +369,7 @@ export function stopOnNodeStep(force: boolean): Step {
       if (state === null) return;
       if (state.status !== S.VM_STATUS_RUNNING && state.status !== S.VM_STATUS_PAUSED) return;
       if (force) {
-        await client.call("ForceStopVM", (o) => client.vm.forceStopVM({ id: vm.id }, o), {
+        await client.call("ForceStopVM", (o, n) => n.vm.forceStopVM({ id: vm.id }, o), {
           signal: ctx.signal,
         });
         return;
@@ -377,7 +377,7 @@ export function stopOnNodeStep(force: boolean): Step {
       const timeoutMs = Number(ctx.job.params.timeout_ms ?? ctx.svc.config.nodes.stop_timeout_ms);
       await client.call(
         "StopVM",
-        (o) => client.vm.stopVM({ id: vm.id, timeoutMs }, o),
+        (o, n) => n.vm.stopVM({ id: vm.id, timeoutMs }, o),
         { signal: ctx.signal, timeoutMs: timeoutMs + ctx.svc.config.nodes.call_timeout_ms },
       );
     },
@@ -419,7 +419,7 @@ export function nodeActionSteps(
         // Pause and resume are done once the node is there; a reboot always reboots.
         if (action !== "reboot" && state.status === after) return;
         const id = { id: vm.id };
-        await client.call(call[action], (o) => client.vm[`${action}VM`](id, o), {
+        await client.call(call[action], (o, n) => n.vm[`${action}VM`](id, o), {
           signal: ctx.signal,
         });
       },
@@ -471,11 +471,11 @@ export const deleteOnNodeStep: Step = {
       const state = await nodeVmState(ctx, client, id.id);
       if (state === null) return;
       if (state.status === S.VM_STATUS_RUNNING || state.status === S.VM_STATUS_PAUSED) {
-        await client.call("ForceStopVM", (o) => client.vm.forceStopVM(id, o), {
+        await client.call("ForceStopVM", (o, n) => n.vm.forceStopVM(id, o), {
           signal: ctx.signal,
         });
       }
-      await client.call("DeleteVM", (o) => client.vm.deleteVM(id, o), { signal: ctx.signal });
+      await client.call("DeleteVM", (o, n) => n.vm.deleteVM(id, o), { signal: ctx.signal });
     } catch (err) {
       if (!ctx.job.params.force || ctx.signal.aborted) throw err;
       ctx.data.node_error = (err as Error).message;

@@ -122,7 +122,7 @@ export async function applyNetwork(
   try {
     await client.call(
       `AttachNetwork ${network.name} (bridge ${att.bridge_name})`,
-      (o) => client.vm.attachNetwork(attachNetworkRequest(network, att, reservations), o),
+      (o, n) => n.vm.attachNetwork(attachNetworkRequest(network, att, reservations), o),
       { signal },
     );
   } catch (err) {
@@ -149,7 +149,7 @@ export async function applyPool(
     const req = attachPoolRequest(pool);
     await client.call(
       `AttachStoragePool ${pool.name} (${pool.path})`,
-      (o) => client.vm.attachStoragePool(req, o),
+      (o, n) => n.vm.attachStoragePool(req, o),
       { signal },
     );
   } catch (err) {
@@ -216,8 +216,8 @@ export async function detachNetworkOnNode(
   const client = svc.nodes.get(host);
   await client.call(
     `DetachNetwork ${network.name} (bridge ${attachment.bridge_name})`,
-    (o) =>
-      client.vm.detachNetwork({
+    (o, n) =>
+      n.vm.detachNetwork({
         bridgeName: attachment.bridge_name,
         subnet: network.subnet ?? "",
         networkId: network.id,
@@ -235,6 +235,6 @@ export async function detachPoolOnNode(
   const req = attachPoolRequest(pool);
   await client.call(
     `DetachStoragePool ${pool.name}`,
-    (o) => client.vm.detachStoragePool(req, o),
+    (o, n) => n.vm.detachStoragePool(req, o),
   );
 }

@@ -15,7 +15,7 @@ import {
 } from "nice-grpc";
 import { deadlineMiddleware } from "nice-grpc-client-middleware-deadline";
 import { fromGrpcError } from "../../shared/errors/grpc.ts";
-import type { QaraxError } from "../../shared/errors/errors.ts";
+import { type QaraxError, UnavailableError } from "../../shared/errors/errors.ts";
 import { FileTransferServiceDefinition, VmServiceDefinition } from "../../shared/proto/mod.ts";
 
 export type VmClient = Client<typeof VmServiceDefinition>;
@@ -62,22 +62,86 @@ const CHANNEL_OPTIONS = {
   "grpc.keepalive_permit_without_calls": 1,
 };
 
-/** One node: its channel, clients, and call wrappers that map errors. */
+/** The generated clients of one channel. */
+export interface NodeRpc {
+  vm: VmClient;
+  files: FilesClient;
+}
+
+/** One HTTP/2 connection and the calls it carries. */
+interface Connection extends NodeRpc {
+  channel: Channel;
+  /** Calls started on it. */
+  calls: number;
+  /** Calls (and streams) not finished yet. */
+  inflight: number;
+  retired: boolean;
+}
+
+/**
+ * Calls one connection carries before new calls move to a fresh one. Deno 2.9's HTTP/2 can
+ * abort the whole process when a GOAWAY arrives on (or is sent for) a session that has carried
+ * a few dozen streams (denoland/deno#36788) — which is what a node's graceful restart sends.
+ * Keeping sessions short avoids it; a retired connection closes once its calls are done.
+ */
+export const CALLS_PER_CONNECTION = 16;
+
+/** One node: its connections, and call wrappers that add deadline and token and map errors. */
 export class NodeClient {
   readonly target: string;
-  readonly vm: VmClient;
-  readonly files: FilesClient;
-  readonly #channel: Channel;
   readonly #options: NodeClientOptions;
   readonly #label: string;
+  #conn: Connection | undefined;
+  readonly #open = new Set<Connection>();
+  #closed = false;
 
   constructor(node: NodeTarget, options: NodeClientOptions) {
     this.target = targetOf(node);
     this.#label = node.name ? `node ${node.name} (${this.target})` : `node ${this.target}`;
     this.#options = options;
-    this.#channel = createChannel(this.target, undefined, CHANNEL_OPTIONS);
-    this.vm = factory.create(VmServiceDefinition, this.#channel);
-    this.files = factory.create(FileTransferServiceDefinition, this.#channel);
+  }
+
+  /** Connections open now (for tests). */
+  get connections(): number {
+    return this.#open.size;
+  }
+
+  #acquire(): Connection {
+    if (this.#closed) throw new UnavailableError(`${this.#label}: client closed`);
+    let conn = this.#conn;
+    if (!conn || conn.calls >= CALLS_PER_CONNECTION) {
+      if (conn) this.#retire(conn);
+      const channel = createChannel(this.target, undefined, CHANNEL_OPTIONS);
+      conn = {
+        channel,
+        vm: factory.create(VmServiceDefinition, channel),
+        files: factory.create(FileTransferServiceDefinition, channel),
+        calls: 0,
+        inflight: 0,
+        retired: false,
+      };
+      this.#conn = conn;
+      this.#open.add(conn);
+    }
+    conn.calls++;
+    conn.inflight++;
+    return conn;
+  }
+
+  #release(conn: Connection): void {
+    conn.inflight--;
+    if (conn.retired && conn.inflight === 0) this.#close(conn);
+  }
+
+  #retire(conn: Connection): void {
+    conn.retired = true;
+    if (this.#conn === conn) this.#conn = undefined;
+    if (conn.inflight === 0) this.#close(conn);
+  }
+
+  #close(conn: Connection): void {
+    this.#open.delete(conn);
+    conn.channel.close();
   }
 
   /**
@@ -86,17 +150,26 @@ export class NodeClient {
    */
   async call<T>(
     what: string,
-    fn: (opts: NodeCallOptions) => Promise<T>,
+    fn: (opts: NodeCallOptions, rpc: NodeRpc) => Promise<T>,
     options: { timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<T> {
     const { opts, error } = this.options(options.timeoutMs ?? this.#options.callTimeoutMs, {
       signal: options.signal,
     });
+    const conn = this.#acquire();
     try {
-      return await fn(opts);
+      return await fn(opts, conn);
     } catch (err) {
-      throw error(what, err);
+      throw this.#failed(conn, error(what, err));
+    } finally {
+      this.#release(conn);
     }
+  }
+
+  /** A connection that could not reach the node is not reused (grpc-js would back off). */
+  #failed(conn: Connection, err: QaraxError): QaraxError {
+    if (err instanceof UnavailableError) this.#retire(conn);
+    return err;
   }
 
   /**
@@ -105,14 +178,17 @@ export class NodeClient {
    */
   async *stream<T>(
     what: string,
-    fn: (opts: NodeCallOptions) => AsyncIterable<T>,
+    fn: (opts: NodeCallOptions, rpc: NodeRpc) => AsyncIterable<T>,
     options: { timeoutMs?: number; signal?: AbortSignal } = {},
   ): AsyncGenerator<T> {
     const { opts, error } = this.options(options.timeoutMs, { signal: options.signal });
+    const conn = this.#acquire();
     try {
-      yield* fn(opts);
+      yield* fn(opts, conn);
     } catch (err) {
-      throw error(what, err);
+      throw this.#failed(conn, error(what, err));
+    } finally {
+      this.#release(conn);
     }
   }
 
@@ -135,9 +211,11 @@ export class NodeClient {
     return { opts, error };
   }
 
-  /** Closes the channel (pending calls fail). */
+  /** Closes every connection (pending calls fail). */
   close(): void {
-    this.#channel.close();
+    this.#closed = true;
+    this.#conn = undefined;
+    for (const conn of [...this.#open]) this.#close(conn);
   }
 }
 

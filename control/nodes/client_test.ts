@@ -17,29 +17,31 @@ Deno.test("node client: token, deadline, and errors mapped back to domain errors
   const pool = new NodePool({ token: "s3cret", callTimeoutMs: 2000 });
   try {
     const c = pool.get(target(fake.port));
-    const info = await c.call("GetNodeInfo", (o) => c.vm.getNodeInfo({}, o));
+    const info = await c.call("GetNodeInfo", (o, n) => n.vm.getNodeInfo({}, o));
     assert.equal(info.architecture, "x86_64");
 
     // The node's domain error (code + message) survives the trip, named after the call.
-    const err = await c.call("GetVmInfo", (o) => c.vm.getVmInfo({ id: "nope" }, o)).catch((e) => e);
+    const err = await c.call("GetVmInfo", (o, n) => n.vm.getVmInfo({ id: "nope" }, o)).catch((e) =>
+      e
+    );
     assert.ok(err instanceof NotFoundError);
     assert.match(err.message, /^node node-a \(127\.0\.0\.1:\d+\): GetVmInfo: vm nope not found/);
 
-    fake.fail("pauseVM", new FailedPreconditionError("vm is busy"));
+    await fake.fail("pauseVM", "failed_precondition", "vm is busy");
     await assert.rejects(
-      () => c.call("PauseVM", (o) => c.vm.pauseVM({ id: "x" }, o)),
+      () => c.call("PauseVM", (o, n) => n.vm.pauseVM({ id: "x" }, o)),
       FailedPreconditionError,
     );
 
     // Without the middleware the deadline would be ignored and this would hang for 5 s.
-    fake.delay("listVms", 5000);
+    await fake.delay("listVms", 5000);
     const started = Date.now();
     await assert.rejects(
-      () => c.call("ListVms", (o) => c.vm.listVms({}, o), { timeoutMs: 200 }),
+      () => c.call("ListVms", (o, n) => n.vm.listVms({}, o), { timeoutMs: 200 }),
       DeadlineExceededError,
     );
     assert.ok(Date.now() - started < 2000);
-    fake.delay("listVms", 0);
+    await fake.delay("listVms", 0);
 
     // Same host, same address: the same client; a changed address: a new one.
     assert.equal(pool.get(target(fake.port)), c);
@@ -55,13 +57,13 @@ Deno.test("node client: a wrong token is unauthenticated; no node is unavailable
   try {
     const c = pool.get(target(fake.port));
     await assert.rejects(
-      () => c.call("GetNodeInfo", (o) => c.vm.getNodeInfo({}, o)),
+      () => c.call("GetNodeInfo", (o, n) => n.vm.getNodeInfo({}, o)),
       UnauthenticatedError,
     );
     await fake.stop();
     pool.reset("h1");
     const d = pool.get(target(fake.port));
-    await assert.rejects(() => d.call("GetNodeInfo", (o) => d.vm.getNodeInfo({}, o)), (e) => {
+    await assert.rejects(() => d.call("GetNodeInfo", (o, n) => n.vm.getNodeInfo({}, o)), (e) => {
       assert.ok(e instanceof UnavailableError || e instanceof DeadlineExceededError, String(e));
       return true;
     });
@@ -75,19 +77,19 @@ Deno.test("node client: server streams yield messages and map a broken stream", 
   const pool = new NodePool({ token: "", callTimeoutMs: 2000 });
   try {
     const c = pool.get(target(fake.port));
-    await c.call("CreateVM", (o) => c.vm.createVM({ vmId: "vm1", name: "a" }, o));
+    await c.call("CreateVM", (o, n) => n.vm.createVM({ vmId: "vm1", name: "a" }, o));
     const seen: number[] = [];
     const ac = new AbortController();
     const reading = (async () => {
       for await (
-        const e of c.stream("WatchEvents", (o) => c.vm.watchEvents({}, o), { signal: ac.signal })
+        const e of c.stream("WatchEvents", (o, n) => n.vm.watchEvents({}, o), { signal: ac.signal })
       ) {
         seen.push(e.status ?? 0);
         if (seen.length === 1) await fake.stop();
       }
     })();
     await new Promise((r) => setTimeout(r, 100));
-    await c.call("StartVM", (o) => c.vm.startVM({ id: "vm1" }, o));
+    await c.call("StartVM", (o, n) => n.vm.startVM({ id: "vm1" }, o));
     // A server going away cancels the stream (a killed process: unavailable).
     await assert.rejects(
       reading,

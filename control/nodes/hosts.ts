@@ -48,7 +48,7 @@ export async function nodeInfo(
   timeoutMs?: number,
 ): Promise<node.NodeInfo> {
   const client = svc.nodes.get(host);
-  return await client.call("GetNodeInfo", (o) => client.vm.getNodeInfo({}, o), { timeoutMs });
+  return await client.call("GetNodeInfo", (o, n) => n.vm.getNodeInfo({}, o), { timeoutMs });
 }
 
 /** Outcome of an init. */

@@ -59,7 +59,7 @@ export async function reconcileHost(
       from vms v where v.host_id = ${host.id} and v.status <> 'created'`
   );
   const client = svc.nodes.get(host);
-  const list = await client.call("ListVms", (o) => client.vm.listVms({}, o), { signal });
+  const list = await client.call("ListVms", (o, n) => n.vm.listVms({}, o), { signal });
   const listed = list.vms.map((s) => ({
     id: s.config?.vmId ?? "",
     status: s.status,

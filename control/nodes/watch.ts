@@ -46,7 +46,7 @@ export class HostWatcher {
       if (!host) return;
       const client = this.#svc.nodes.get(host);
       try {
-        const stream = client.stream("WatchEvents", (o) => client.vm.watchEvents({}, o), {
+        const stream = client.stream("WatchEvents", (o, n) => n.vm.watchEvents({}, o), {
           signal,
         });
         this.connections++;

@@ -1,13 +1,16 @@
 /**
- * A fake qarax-node for control-plane tests: an in-process nice-grpc server implementing
- * VmService and FileTransferService over an in-memory VM table, with the real node's error
- * and auth middleware. Tests script it (`fail`, `delay`), observe it (`calls`), and inject
- * what a real node would report (`poweroff`, `crash`, `forget`), including over WatchEvents.
- * `stop()`/`restart()` take it off the network and back on the same port.
+ * A fake qarax-node for control-plane tests: a nice-grpc server implementing VmService and
+ * FileTransferService over an in-memory VM table, with the real node's error and auth
+ * middleware. It runs in its own process (`fake_node_main.ts`; Deno 2.9's HTTP/2 is not safe
+ * with a gRPC client and server closing sessions in one process), and tests drive it through
+ * `FakeNodeHandle`: script it (`fail`, `delay`), observe it (`state`, `callsOf`), inject what
+ * a real node would report (`poweroff`, `crash`, `forget`, also over WatchEvents), take it
+ * off the network and back (`stop`/`restart`) or kill it (`kill`).
  */
 import { createServer, type Server } from "nice-grpc";
 import {
   AlreadyExistsError,
+  type ErrorCode,
   FailedPreconditionError,
   NotFoundError,
   type QaraxError,
@@ -90,14 +93,14 @@ export class FakeNode {
   }
 
   /** Stops serving (open event streams break), as a crashed agent would. */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
     for (const end of this.#ends) end();
     this.#ends.clear();
     this.#watchers.clear();
     const s = this.#server;
     this.#server = undefined;
     s?.forceShutdown();
-    await new Promise((r) => setTimeout(r, 10));
+    return Promise.resolve();
   }
 
   /** Serves again on the same port; VMs are kept (they outlive the agent). */
@@ -229,7 +232,9 @@ export class FakeNode {
           }
           return this.#state(existing);
         }
-        const vm: FakeVm = { config: req, status: S.VM_STATUS_CREATED, reason: "", pid: 0 };
+        // A plain copy (decoded messages are class instances with prototype defaults).
+        const config = structuredClone(req) as node.VmConfig.$Properties;
+        const vm: FakeVm = { config, status: S.VM_STATUS_CREATED, reason: "", pid: 0 };
         this.vms.set(id, vm);
         return this.#state(vm);
       },
@@ -383,10 +388,154 @@ export class FakeNode {
   }
 }
 
-/** Starts a fake node; dispose it with `await using`. */
-export async function startFakeNode(
-  options: FakeNodeOptions = {},
-): Promise<FakeNode & AsyncDisposable> {
-  const fake = await new FakeNode(options).start();
-  return Object.assign(fake, { [Symbol.asyncDispose]: () => fake.stop() });
+/** What the fake reports about itself. */
+export interface FakeState {
+  vms: Record<string, FakeVm>;
+  calls: FakeCall[];
+  networks: Record<string, node.AttachNetworkRequest.$Properties>;
+  pools: Record<string, node.AttachStoragePoolRequest.$Properties>;
+  disks: Record<string, node.CreateDiskRequest.$Properties>;
+  running: boolean;
+}
+
+/** The fake's state as plain JSON. */
+export function fakeState(f: FakeNode): FakeState {
+  return JSON.parse(JSON.stringify({
+    vms: Object.fromEntries(f.vms),
+    calls: f.calls,
+    networks: Object.fromEntries(f.networks),
+    pools: Object.fromEntries(f.pools),
+    disks: Object.fromEntries(f.disks),
+    running: f.running,
+  }));
+}
+
+const MAIN = new URL("./fake_node_main.ts", import.meta.url).pathname;
+const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
+
+/** A fake node running in its own process. */
+export class FakeNodeHandle implements AsyncDisposable {
+  constructor(
+    readonly port: number,
+    readonly controlPort: number,
+    readonly child: Deno.ChildProcess,
+    readonly output: () => string,
+  ) {}
+
+  get pid(): number {
+    return this.child.pid;
+  }
+
+  async #post(path: string, body: unknown = {}): Promise<unknown> {
+    const res = await fetch(`http://127.0.0.1:${this.controlPort}${path}`, {
+      method: "POST",
+      body: JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`fake node ${path}: ${res.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  }
+
+  /** The next `times` calls of `method` fail with a domain error of `code`. */
+  async fail(method: string, code: ErrorCode, message: string, times = 1): Promise<void> {
+    await this.#post("/fail", { method, code, message, times });
+  }
+
+  /** Every call of `method` takes `ms` first (0 removes the delay). */
+  async delay(method: string, ms: number): Promise<void> {
+    await this.#post("/delay", { method, ms });
+  }
+
+  /** The guest powers off (VMM gone, VM shut down; a PROCESS_EXIT event). */
+  async poweroff(vmId: string): Promise<void> {
+    await this.#post("/poweroff", { vm_id: vmId });
+  }
+
+  /** The VMM dies. */
+  async crash(vmId: string, reason?: string): Promise<void> {
+    await this.#post("/crash", { vm_id: vmId, reason });
+  }
+
+  /** Changes a VM's status without an event. */
+  async setSilently(vmId: string, status: node.VmStatus, reason = ""): Promise<void> {
+    await this.#post("/set", { vm_id: vmId, status, reason });
+  }
+
+  /** Forgets a VM. */
+  async forget(vmId: string): Promise<void> {
+    await this.#post("/forget", { vm_id: vmId });
+  }
+
+  /** Everything the fake knows. */
+  async state(): Promise<FakeState> {
+    return await this.#post("/state") as FakeState;
+  }
+
+  /** Calls of `method` so far. */
+  async callsOf(method: string): Promise<FakeCall[]> {
+    return (await this.state()).calls.filter((c) => c.method === method);
+  }
+
+  /** Stops serving gRPC (open streams break); the process and its VMs stay. */
+  async stop(): Promise<void> {
+    await this.#post("/stop");
+  }
+
+  /** Serves gRPC again on the same port. */
+  async restart(): Promise<void> {
+    await this.#post("/restart");
+  }
+
+  /** SIGKILL, like a crashed agent (no goodbye on the wire). */
+  async kill(): Promise<void> {
+    try {
+      this.child.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await this.child.status;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.kill();
+  }
+}
+
+/** Starts a fake node in its own process; dispose it with `await using`. */
+export async function startFakeNode(options: FakeNodeOptions = {}): Promise<FakeNodeHandle> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", "--config", CONFIG, MAIN, JSON.stringify(options)],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  let out = "";
+  const decoder = new TextDecoder();
+  const ready = Promise.withResolvers<[number, number]>();
+  (async () => {
+    for await (const chunk of child.stdout) {
+      out += decoder.decode(chunk, { stream: true });
+      const m = /READY (\d+) (\d+)/.exec(out);
+      if (m) ready.resolve([Number(m[1]), Number(m[2])]);
+    }
+    ready.reject(new Error(`fake node exited before it was ready: ${out}`));
+  })();
+  (async () => {
+    for await (const chunk of child.stderr) out += decoder.decode(chunk, { stream: true });
+  })();
+  const timer = setTimeout(
+    () => ready.reject(new Error(`fake node did not start: ${out}`)),
+    30_000,
+  );
+  try {
+    const [port, controlPort] = await ready.promise;
+    return new FakeNodeHandle(port, controlPort, child, () => out);
+  } catch (err) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+    await child.status;
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -6,7 +6,7 @@ import { JobRun } from "../../control/jobs/plan.ts";
 import { claimJob, enqueueJob } from "../../control/jobs/queue.ts";
 import type { JobType } from "../../control/db/jobs.ts";
 import type { TestApi } from "./api.ts";
-import { type FakeNode, type FakeNodeOptions, startFakeNode } from "./fake_node.ts";
+import { type FakeNodeHandle, type FakeNodeOptions, startFakeNode } from "./fake_node.ts";
 
 /** Queues a job and claims it (no workers needed); returns the context steps run in. */
 export async function claimedRun(
@@ -34,7 +34,7 @@ export async function claimedRun(
 
 /** A fake node registered and initialised as a host. */
 export interface FakeHost {
-  fake: FakeNode & AsyncDisposable;
+  fake: FakeNodeHandle;
   // deno-lint-ignore no-explicit-any
   host: any;
 }
