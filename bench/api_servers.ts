@@ -1,5 +1,5 @@
 /**
- * Child process of `bench/api.ts`: serves the same database twice — the qarax control plane
+ * Child process of `bench/api_bench.ts`: serves the same database twice — the qarax control plane
  * (`startServer`) and a bare Hono + postgres.js app doing the same single SELECT per request —
  * and prints both URLs as one JSON line.
  */

@@ -9,11 +9,13 @@ import { Logger, logger, setLogger } from "../shared/log/logger.ts";
 import { FailedPreconditionError, QaraxError } from "../shared/errors/errors.ts";
 import { assertSafeListen, parseListen } from "../shared/net/listen.ts";
 import { versionLine } from "../shared/version.ts";
+import { EventBus } from "./events/bus.ts";
 import { IpAdapter } from "./net/ip.ts";
 import { NetworkManager } from "./net/manager.ts";
 import { startNodeServer } from "./rpc/server.ts";
 import { StateStore } from "./state/store.ts";
 import { PoolManager } from "./storage/pools.ts";
+import { VmManager } from "./vms/manager.ts";
 
 const FLAGS: FlagSpec[] = [
   { name: "config", short: "c", help: "configuration file layered over the defaults" },
@@ -58,21 +60,51 @@ async function main(argv: string[]): Promise<void> {
   // Pools and networks attached before a restart (or a host reboot) are restored first.
   const state = await StateStore.open(n.state_dir);
   const pools = new PoolManager(state, { firmwareDir: n.firmware_dir });
-  const networks = new NetworkManager(new IpAdapter(), state);
+  // DHCP files live beside the VM directories (a name no VM id can take).
+  const networks = new NetworkManager(new IpAdapter(), state, {
+    dhcpDir: `${n.runtime_dir}/.dhcp`,
+  });
   log.info("storage pools checked", { ...await pools.reconcile() });
   log.info("networks restored", { ...await networks.reconcile() });
+  const bus = new EventBus();
+  const manager = new VmManager({
+    runtimeDir: n.runtime_dir,
+    vmmBinary: n.cloud_hypervisor_binary,
+    pools,
+    networks,
+    bus,
+    stopTimeoutMs: n.stop_timeout_ms,
+    forceStopTimeoutMs: n.force_stop_timeout_ms,
+  });
+  pools.setUsageCheck((pool) => manager.poolUsers(pool));
+  // VMs that ran before this agent started (their VMMs outlive it) are adopted first.
+  log.info("VMs recovered", { ...await manager.recover() });
   const server = await startNodeServer({
     listen,
     authToken: n.auth_token,
     runtimeDir: n.runtime_dir,
     vmmBinary: n.cloud_hypervisor_binary,
     pools,
+    vms: { manager, networks, bus },
   });
-  log.info("node agent listening", { address: server.address, runtime_dir: n.runtime_dir });
-  const stop = () => {
-    // VMs keep running: their VMMs live in their own sessions.
+  log.info("node agent listening", {
+    address: server.address,
+    runtime_dir: n.runtime_dir,
+    incarnation: bus.incarnation,
+  });
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    // VMs keep running: their VMMs live in their own sessions and are re-adopted next start.
     log.info("shutting down (VMs keep running)");
-    server.shutdown().then(() => Deno.exit(0));
+    bus.close();
+    const grace = new Promise((r) => setTimeout(r, 5_000));
+    await Promise.race([server.shutdown(), grace]);
+    server.server.forceShutdown();
+    await manager.close();
+    networks.close();
+    Deno.exit(0);
   };
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);

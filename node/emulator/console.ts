@@ -8,7 +8,7 @@
  */
 import type { ConsoleConfig, VmConfig } from "../vmm/types.ts";
 import { ioErrorText } from "./api_error.ts";
-import { closeFd, errno, libc, O_NOCTTY, O_RDWR, osErrorText } from "./libc.ts";
+import { closeFd, errno, libc, O_NOCTTY, O_RDWR, osErrorText } from "../sys/libc.ts";
 
 /** Failure creating a console device: CH's causes below "Error creating console devices". */
 export class ConsoleError extends Error {

@@ -27,6 +27,7 @@ import { createRouter } from "./router.ts";
 import * as schema from "./schema.ts";
 import { normalize } from "./serde.ts";
 import { Vmm } from "./vmm.ts";
+import { FdListener } from "../sys/unix_socket.ts";
 
 const encoder = new TextEncoder();
 
@@ -121,9 +122,10 @@ export async function runEmulator(
     try {
       Deno.removeSync(target.path);
     } catch { /* usually absent */ }
-    let listener: Deno.Listener<Deno.UnixConn>;
+    // Through libc rather than Deno.listen: requests may carry tap descriptors (SCM_RIGHTS).
+    let listener: FdListener;
     try {
-      listener = Deno.listen({ transport: "unix", path: target.path });
+      listener = FdListener.listen(target.path);
     } catch (err) {
       fatal([
         "Failed to start the VMM thread",

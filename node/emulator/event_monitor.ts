@@ -3,7 +3,7 @@
  * followed by a blank line, with a monotonic `{secs, nanos}` timestamp counted from VMM start.
  * Written synchronously, so an event is in the file before the API answer that caused it.
  */
-import { writeFd } from "./libc.ts";
+import { writeFd } from "../sys/libc.ts";
 
 /** Where events go: `path=<file>` (created/truncated) or `fd=<n>` (inherited). */
 export type MonitorTarget = { path: string } | { fd: number };

@@ -7,6 +7,8 @@
  * Requests are handed to one handler; the handler serialises them (see `vmm.ts`).
  */
 
+import { closeFd } from "../sys/libc.ts";
+
 export type HttpMethod = "GET" | "PUT" | "PATCH" | "DELETE";
 
 /** A fully received request. */
@@ -18,6 +20,23 @@ export interface HttpRequest {
   version: "HTTP/1.0" | "HTTP/1.1";
   /** null when there is no body (Content-Length absent or 0). */
   body: Uint8Array | null;
+  /** Descriptors that came with the request (SCM_RIGHTS); whoever handles it closes them. */
+  fds: number[];
+}
+
+/** A connection the server reads requests from (a Deno.UnixConn or an FdSocket). */
+export interface HttpConn {
+  read(buf: Uint8Array): Promise<number | null>;
+  write(data: Uint8Array): Promise<number>;
+  close(): void;
+  /** Descriptors received so far, when the transport can carry them. */
+  takeFds?(): number[];
+}
+
+/** Where connections come from (a Deno unix listener or an FdListener). */
+export interface HttpListener {
+  accept(): Promise<HttpConn>;
+  close(): void;
 }
 
 /** What to send back. `body` null/absent: no body (Content-Length 0 unless 204). */
@@ -56,7 +75,7 @@ export class ParseError extends Error {}
 export class RequestParser {
   #buf: Uint8Array = new Uint8Array(0);
   #state: "line" | "headers" | "body" = "line";
-  #req: Omit<HttpRequest, "body"> | null = null;
+  #req: Omit<HttpRequest, "body" | "fds"> | null = null;
   #length = 0;
   #expect = false;
   readonly #maxPayload: number;
@@ -70,9 +89,12 @@ export class RequestParser {
    * request's HTTP version) when a head with `Expect: 100-continue` must be acknowledged.
    * Throws ParseError.
    */
-  push(chunk: Uint8Array, onContinue?: (version: string) => void): HttpRequest[] {
+  push(
+    chunk: Uint8Array,
+    onContinue?: (version: string) => void,
+  ): Omit<HttpRequest, "fds">[] {
     this.#buf = concat(this.#buf, chunk);
-    const out: HttpRequest[] = [];
+    const out: Omit<HttpRequest, "fds">[] = [];
     for (;;) {
       if (this.#state === "line") {
         const end = indexOfCrlf(this.#buf);
@@ -156,7 +178,7 @@ export class RequestParser {
   }
 }
 
-function parseRequestLine(line: string): Omit<HttpRequest, "body"> {
+function parseRequestLine(line: string): Omit<HttpRequest, "body" | "fds"> {
   const sp1 = line.indexOf(" ");
   const method = sp1 < 0 ? line : line.slice(0, sp1);
   if (!["GET", "PUT", "PATCH", "DELETE"].includes(method)) {
@@ -205,16 +227,16 @@ export function parseErrorAnswer(reason: string): HttpAnswer {
 
 /** Serves one unix listener with micro-http semantics. */
 export class MicroHttpServer {
-  readonly #listener: Deno.Listener<Deno.UnixConn>;
+  readonly #listener: HttpListener;
   readonly #handler: HttpHandler;
   readonly #max: number;
   readonly #maxPayload: number;
   readonly #log: (msg: string) => void;
-  readonly #conns = new Set<Deno.UnixConn>();
+  readonly #conns = new Set<HttpConn>();
   #closed = false;
 
   constructor(
-    listener: Deno.Listener<Deno.UnixConn>,
+    listener: HttpListener,
     handler: HttpHandler,
     opts: MicroHttpOptions = {},
   ) {
@@ -228,7 +250,7 @@ export class MicroHttpServer {
   /** Accepts connections until closed. */
   async serve(): Promise<void> {
     for (;;) {
-      let conn: Deno.UnixConn;
+      let conn: HttpConn;
       try {
         conn = await this.#listener.accept();
       } catch {
@@ -268,9 +290,10 @@ export class MicroHttpServer {
     this.#conns.clear();
   }
 
-  async #handle(conn: Deno.UnixConn): Promise<void> {
+  async #handle(conn: HttpConn): Promise<void> {
     const parser = new RequestParser(this.#maxPayload);
     const buf = new Uint8Array(64 * 1024);
+    const fds: number[] = [];
     const send = async (a: HttpAnswer) => {
       try {
         await writeAll(conn, encodeAnswer(a));
@@ -283,16 +306,20 @@ export class MicroHttpServer {
       try {
         n = await conn.read(buf);
       } catch {
-        return;
+        return closeAll([...fds, ...conn.takeFds?.() ?? []]);
       }
-      if (n === null) return;
-      let requests: HttpRequest[];
+      // Descriptors arrive with the first byte of the message they were sent with, so those
+      // received since the last complete request belong to the next one.
+      fds.push(...conn.takeFds?.() ?? []);
+      if (n === null) return closeAll(fds);
+      let requests: Omit<HttpRequest, "fds">[];
       const continues: string[] = [];
       try {
         requests = parser.push(buf.subarray(0, n), (v) => continues.push(v));
       } catch (err) {
         if (!(err instanceof ParseError)) throw err;
         parser.reset();
+        closeAll(fds);
         await send(parseErrorAnswer(err.message));
         continue;
       }
@@ -301,8 +328,8 @@ export class MicroHttpServer {
         const ack = `${version} 100 \r\nServer: Firecracker API\r\nConnection: keep-alive\r\n\r\n`;
         await writeAll(conn, encoder.encode(ack)).catch(() => {});
       }
-      for (const req of requests) {
-        const answer = await this.#handler(req);
+      for (const head of requests) {
+        const answer = await this.#handler({ ...head, fds: fds.splice(0) });
         await send(answer);
         if (answer.after) await answer.after();
       }
@@ -310,7 +337,11 @@ export class MicroHttpServer {
   }
 }
 
-async function writeAll(conn: Deno.UnixConn, data: Uint8Array): Promise<void> {
+function closeAll(fds: number[]): void {
+  for (const fd of fds.splice(0)) closeFd(fd);
+}
+
+async function writeAll(conn: HttpConn, data: Uint8Array): Promise<void> {
   let off = 0;
   while (off < data.length) off += await conn.write(data.subarray(off));
 }

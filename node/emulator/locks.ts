@@ -13,7 +13,7 @@ import {
   O_WRONLY,
   openFd,
   OsError,
-} from "./libc.ts";
+} from "../sys/libc.ts";
 
 const F_OFD_SETLK = 37;
 const F_RDLCK = 0;

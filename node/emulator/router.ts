@@ -10,6 +10,7 @@ import { JsonError } from "./json.ts";
 import * as schema from "./schema.ts";
 import { deserializeJson, type Schema } from "./serde.ts";
 import type { AddKind, Vmm } from "./vmm.ts";
+import { closeFd } from "../sys/libc.ts";
 import type {
   RestoreConfig,
   VmConfig,
@@ -18,8 +19,11 @@ import type {
   VmResizeZone,
 } from "../vmm/types.ts";
 
-/** The action a route runs; `body` is the deserialized request body (if the route has one). */
-type Run = (vmm: Vmm, body: unknown) => unknown | Promise<unknown>;
+/**
+ * The action a route runs; `body` is the deserialized request body (if the route has one) and
+ * `fds` the descriptors that came with the request (the action owns them).
+ */
+type Run = (vmm: Vmm, body: unknown, fds: number[]) => unknown | Promise<unknown>;
 
 type Route =
   /** VmActionHandler, PUT without body. */
@@ -34,7 +38,7 @@ type Route =
 const add = (kind: AddKind, s: Schema): Route => ({
   kind: "put-body",
   schema: s,
-  run: (vmm, body) => vmm.add(kind, body as Record<string, unknown>),
+  run: (vmm, body) => vmm.add(kind, body as Record<string, unknown>, []),
 });
 
 const unsupported = (action: "receiveMigration" | "sendMigration"): Run => () => {
@@ -54,7 +58,12 @@ export const ROUTES: Record<string, Route> = {
   "vm.add-disk": add("disk", schema.DiskConfig),
   "vm.add-fs": add("fs", schema.FsConfig),
   "vm.add-generic-vhost-user": add("generic_vhost_user", schema.GenericVhostUserConfig),
-  "vm.add-net": add("net", schema.NetConfig),
+  // Tap queues may come as descriptors (macvtap); they replace any `fds` in the body.
+  "vm.add-net": {
+    kind: "put-body",
+    schema: schema.NetConfig,
+    run: (vmm, body, fds) => vmm.add("net", body as Record<string, unknown>, fds),
+  },
   "vm.add-pmem": add("pmem", schema.PmemConfig),
   "vm.add-vdpa": add("vdpa", schema.VdpaConfig),
   "vm.add-vsock": add("vsock", schema.VsockConfig),
@@ -94,14 +103,7 @@ export const ROUTES: Record<string, Route> = {
   "vm.restore": {
     kind: "put-body",
     schema: schema.RestoreConfig,
-    run: (vmm, body) => {
-      const r = body as RestoreConfig & { net_fds?: { num_fds: number }[] };
-      // Fds can only arrive as SCM_RIGHTS; none did, so any announced fd is a mismatch.
-      if ((r.net_fds ?? []).some((n) => n.num_fds > 0)) {
-        throw new ApiFailure(400, ["Bad Request"]);
-      }
-      return vmm.restore(r);
-    },
+    run: (vmm, body, fds) => vmm.restore(body as RestoreConfig, fds),
   },
   "vm.resume": { kind: "put", run: (vmm) => vmm.resume() },
   "vm.send-migration": {
@@ -121,6 +123,10 @@ export const ROUTES: Record<string, Route> = {
 };
 
 const PREFIX = "/api/v1/";
+
+function closeFds(fds: number[]): void {
+  for (const fd of fds.splice(0)) closeFd(fd);
+}
 const decoder = new TextDecoder();
 
 /** The answer for an error chain (CH: JSON array of strings). */
@@ -149,7 +155,10 @@ export function createRouter(
   return async (req) => {
     const name = req.path.startsWith(PREFIX) ? req.path.slice(PREFIX.length) : null;
     const route = name !== null && Object.hasOwn(ROUTES, name) ? ROUTES[name] : undefined;
-    if (!route || name === null) return failure(404, ["Not Found"]);
+    if (!route || name === null) {
+      closeFds(req.fds);
+      return failure(404, ["Not Found"]);
+    }
     hooks.log(`API request ${req.method} ${req.path}`);
     if (hooks.crashOn.has(name)) hooks.crash();
     try {
@@ -160,6 +169,10 @@ export function createRouter(
         return failure(err.status, err.chain);
       }
       throw err;
+    } finally {
+      // Descriptors an action did not take over (it splices those it keeps) are dropped, as
+      // CH drops descriptors sent to endpoints that do not read them.
+      closeFds(req.fds);
     }
   };
 }
@@ -192,17 +205,17 @@ async function dispatch(
   }
   if (req.method !== "PUT" && req.method !== "GET") return BARE_BAD_REQUEST;
   if (route.kind === "get") {
-    return req.method === "GET" ? outcome(await route.run(vmm, undefined)) : BAD_REQUEST;
+    return req.method === "GET" ? outcome(await route.run(vmm, undefined, [])) : BAD_REQUEST;
   }
   if (req.method !== "PUT") return BAD_REQUEST;
   if (route.kind === "put") {
     if (req.body) return BAD_REQUEST;
-    return outcome(await route.run(vmm, undefined));
+    return outcome(await route.run(vmm, undefined, []));
   }
   if (!req.body) return BAD_REQUEST;
   const body = parse(req.body, route.schema);
   if ("status" in body) return body;
-  return outcome(await route.run(vmm, body.value));
+  return outcome(await route.run(vmm, body.value, req.fds));
 }
 
 function parse(raw: Uint8Array, s: Schema): { value: unknown } | HttpAnswer {

@@ -3,12 +3,15 @@
  * (TUNSETIFF, so a multi-queue mismatch fails as it does for CH) and brought up; a missing one,
  * or an entry without `tap`, gets a new tap (`vmtap%d`) created by opening /dev/net/tun, which
  * the kernel destroys when the fd closes (VM shutdown, or process death, even a crash).
- * Addresses, MTU, MAC and link state are set with `ip`.
+ * Addresses, MTU, MAC and link state are set with `ip`. An entry whose queues came as
+ * descriptors (SCM_RIGHTS, e.g. macvtap) uses them as they are, after checking (TUNGETIFF, as
+ * CH's `Tap::from_tap_fd` does) that each really is an attached tap or macvtap queue.
  */
 import type { NetConfig } from "../vmm/types.ts";
-import { closeFd, errno, libc, O_RDWR, openFd, OsError } from "./libc.ts";
+import { closeFd, errno, libc, O_RDWR, openFd, OsError } from "../sys/libc.ts";
 
 const TUNSETIFF = 0x400454ca;
+const TUNGETIFF = 0x800454d2;
 const IFF_TAP = 0x0002;
 const IFF_NO_PI = 0x1000;
 const IFF_VNET_HDR = 0x4000;
@@ -40,8 +43,53 @@ export function interfaceExists(name: string): boolean {
   }
 }
 
-/** Opens (attaching or creating) the tap for one `net` entry. */
-export async function openTap(net: NetConfig): Promise<TapHandle> {
+/** What a descriptor passed as a tap queue turned out to be. */
+export interface TapFdInfo {
+  fd: number;
+  /** The interface the queue belongs to (a tap, or a macvtap such as `macvtap0`). */
+  name: string;
+  multiQueue: boolean;
+}
+
+/**
+ * Checks that every descriptor is a queue of a tap or macvtap device (TUNGETIFF answers with
+ * its interface and IFF_TAP): a regular file, a socket or a detached /dev/net/tun is refused.
+ */
+export function inspectTapFds(fds: number[]): TapFdInfo[] {
+  return fds.map((fd) => {
+    const ifr = new Uint8Array(40);
+    if (fd < 0 || libc().ioctl(fd, BigInt(TUNGETIFF), ifr) < 0) {
+      const code = fd < 0 ? 9 /* EBADF */ : errno();
+      throw new TapError([
+        "Cannot create virtio-net device",
+        "Failed to open taps",
+        `Failed to create tap from fd ${fd}`,
+        `ioctl TUNGETIFF failed: ${new OsError(code, "ioctl").message}`,
+      ]);
+    }
+    const flags = new DataView(ifr.buffer).getUint16(16, true);
+    const end = ifr.indexOf(0);
+    const name = new TextDecoder().decode(ifr.subarray(0, end < 0 ? 16 : Math.min(end, 16)));
+    if ((flags & IFF_TAP) === 0) {
+      throw new TapError([
+        "Cannot create virtio-net device",
+        "Failed to open taps",
+        `Failed to create tap from fd ${fd}`,
+        `${name} is a TUN device, not a TAP device`,
+      ]);
+    }
+    return { fd, name, multiQueue: (flags & IFF_MULTI_QUEUE) !== 0 };
+  });
+}
+
+/** Opens (attaching or creating) the tap for one `net` entry; `fds`: its passed queues. */
+export async function openTap(net: NetConfig, fds?: number[]): Promise<TapHandle> {
+  if (net.fds) {
+    // The descriptors belong to the config entry (a reboot reuses them); closing the handle
+    // only detaches the VM from them.
+    const taps = inspectTapFds(fds ?? net.fds);
+    return { name: taps[0]?.name ?? "", created: false, close() {} };
+  }
   const wanted = net.tap;
   const exists = wanted !== undefined && interfaceExists(wanted);
   const multiQueue = (net.num_queues ?? 2) > 2;

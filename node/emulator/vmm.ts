@@ -45,7 +45,8 @@ import type { ChLog } from "./log.ts";
 import * as schema from "./schema.ts";
 import { normalize } from "./serde.ts";
 import { readSnapshot, snapshotDir, SnapshotError, writeSnapshot } from "./snapshot.ts";
-import { openTap, TapError, type TapHandle } from "./tap.ts";
+import { inspectTapFds, openTap, TapError, type TapHandle } from "./tap.ts";
+import { closeFd } from "../sys/libc.ts";
 import { totalRam, validateVmConfig } from "./validate.ts";
 
 /** What `vmm.ping` reports. */
@@ -118,6 +119,12 @@ export class Vmm {
   vm: VmObject | null = null;
   #consoles: HostConsole[] | null = null;
   #tail: Promise<unknown> = Promise.resolve();
+  /**
+   * Tap queues received as descriptors, per `net` entry of the config. The config itself shows
+   * `fds: [-1, …]` like CH's serialized config; the real descriptors live here until the entry
+   * leaves the config (a reboot or shutdown keeps them, as CH does).
+   */
+  readonly #netFds = new WeakMap<object, number[]>();
   readonly #o: VmmOptions;
 
   constructor(options: VmmOptions) {
@@ -272,7 +279,7 @@ export class Vmm {
     } else {
       this.#closeConsoles();
     }
-    this.config = null;
+    this.#dropConfig();
     this.#events.emit("vm", "deleted");
   }
 
@@ -282,9 +289,31 @@ export class Vmm {
     this.#events.emit("vmm", "shutdown");
   }
 
-  /** `vm.add-*`: cold add (config edit, null) or hot-plug (PciDeviceInfo). */
-  async add(kind: AddKind, device: Record<string, unknown>): Promise<PciDeviceInfo | null> {
+  /**
+   * `vm.add-*`: cold add (config edit, null) or hot-plug (PciDeviceInfo). For `net`, `fds` are
+   * the tap queues that came with the request; the VMM takes them over (splices them out).
+   */
+  async add(
+    kind: AddKind,
+    device: Record<string, unknown>,
+    fds: number[] = [],
+  ): Promise<PciDeviceInfo | null> {
+    const own = kind === "net" ? fds.splice(0) : [];
+    try {
+      return await this.#add(kind, device, own);
+    } catch (err) {
+      for (const fd of own) closeFd(fd);
+      throw err;
+    }
+  }
+
+  async #add(
+    kind: AddKind,
+    device: Record<string, unknown>,
+    fds: number[],
+  ): Promise<PciDeviceInfo | null> {
     const { action, list, prefix } = ADD[kind];
+    if (kind === "net") this.#takeNetFds(device as NetConfig, fds, action);
     const config = this.config;
     if (!config) throw vmError(404, action, CAUSE.notCreated);
     if (kind === "vsock" && config.vsock) throw vmError(500, action, CAUSE.tooManyVsock);
@@ -305,7 +334,7 @@ export class Vmm {
       if (lock) vm.locks.set(id, lock);
     } else if (kind === "net") {
       try {
-        vm.taps.set(id, await openTap(device as NetConfig));
+        vm.taps.set(id, await openTap(device as NetConfig, fds));
       } catch (err) {
         if (err instanceof TapError) throw vmError(500, action, CAUSE.deviceManager, ...err.causes);
         throw err;
@@ -327,8 +356,10 @@ export class Vmm {
   removeDevice(id: string): void {
     const config = this.config;
     if (!config) throw vmError(404, "removeDevice", CAUSE.notCreated);
+    const net = (config.net ?? []).find((n) => n.id === id);
     const vm = this.vm;
     if (!vm) {
+      if (net) this.#releaseNetFds(net);
       if (!removeFromConfig(config, id)) {
         throw vmError(404, "removeDevice", `No device with id ${JSON.stringify(id)} to remove`);
       }
@@ -346,6 +377,7 @@ export class Vmm {
     vm.locks.delete(id);
     vm.taps.get(id)?.close();
     vm.taps.delete(id);
+    if (net) this.#releaseNetFds(net);
     const bdf = vm.bus.detach(id) ?? "";
     removeFromConfig(config, id);
     this.#events.emit("vm", "device-removed", { id, bdf });
@@ -461,8 +493,23 @@ export class Vmm {
     this.#events.emit("vm", "snapshotted");
   }
 
-  /** `vm.restore` into an empty VMM: Paused afterwards unless `resume`. */
-  async restore(r: RestoreConfig): Promise<void> {
+  /**
+   * `vm.restore` into an empty VMM: Paused afterwards unless `resume`. `fds` are the tap queues
+   * of the NICs `net_fds` announces, in that order; their count must match (else 400).
+   */
+  async restore(r: RestoreConfig, fds: number[] = []): Promise<void> {
+    const own = fds.splice(0);
+    try {
+      await this.#restore(r, own);
+    } catch (err) {
+      for (const fd of own) closeFd(fd);
+      throw err;
+    }
+  }
+
+  async #restore(r: RestoreConfig, fds: number[]): Promise<void> {
+    const announced = (r.net_fds ?? []).reduce((sum, n) => sum + n.num_fds, 0);
+    if (announced !== fds.length) throw new ApiFailure(400, ["Bad Request"]);
     if (this.vm || this.config) throw vmError(500, "restore", CAUSE.alreadyCreated);
     const fail = (msg: string) =>
       vmError(
@@ -482,6 +529,11 @@ export class Vmm {
       if (err instanceof SnapshotError) throw fail(err.message);
       throw fail(`Error deserialising config: ${(err as Error).message}`);
     }
+    for (const n of r.net_fds ?? []) {
+      const net = (config.net ?? []).find((e) => e.id === n.id);
+      if (!net) throw fail(`No network device with id ${JSON.stringify(n.id)} to restore`);
+      this.#takeNetFds(net, fds.splice(0, n.num_fds), "restore");
+    }
     this.#events.emit("vm", "restoring");
     if (this.#o.faults.restoreDelayMs) await sleep(this.#o.faults.restoreDelayMs);
     this.config = config;
@@ -492,7 +544,7 @@ export class Vmm {
       // A half-restored VM is deleted.
       this.#stopVm();
       this.#closeConsoles();
-      this.config = null;
+      this.#dropConfig();
       if (err instanceof ConsoleError) {
         throw vmError(500, "restore", "Error creating console devices", ...err.causes);
       }
@@ -557,6 +609,54 @@ export class Vmm {
   }
 
   // ---- internals ----
+
+  /**
+   * Makes `fds` the tap queues of `net` (CH replaces any `fds` of the body with the received
+   * ones; numbers written in a body are never valid descriptors, so they become -1) and logs
+   * what they are. Whether they really are taps is checked when the device is created, as CH
+   * does; the log says so at once.
+   */
+  #takeNetFds(net: NetConfig, fds: number[], action: Action): void {
+    if (fds.length === 0) {
+      if (net.fds) net.fds = net.fds.map(() => -1);
+      return;
+    }
+    const queues = net.num_queues ?? 2;
+    if (queues !== fds.length * 2) {
+      throw vmError(
+        400,
+        action,
+        CAUSE.validate,
+        `Number of queues (${queues}) does not match the ${fds.length} tap fd(s) passed (one per queue pair)`,
+      );
+    }
+    net.fds = fds.map(() => -1);
+    this.#netFds.set(net, fds);
+    try {
+      const taps = inspectTapFds(fds);
+      this.#o.log.info(
+        "vmm",
+        `Network device ${
+          net.id ?? "(new)"
+        }: ${fds.length} tap fd(s) received over the API socket for ${
+          [...new Set(taps.map((t) => t.name))].join(", ")
+        }`,
+      );
+    } catch (err) {
+      this.#o.log.warn("vmm", `Network device ${net.id ?? "(new)"}: ${(err as Error).message}`);
+    }
+  }
+
+  #releaseNetFds(net: object): void {
+    for (const fd of this.#netFds.get(net) ?? []) closeFd(fd);
+    this.#netFds.delete(net);
+  }
+
+  /** Forgets the config and closes the tap descriptors it held. */
+  #dropConfig(): void {
+    for (const net of this.config?.net ?? []) this.#releaseNetFds(net);
+    this.config = null;
+  }
 
   #openConsoles(): void {
     const c = this.config!;
@@ -632,7 +732,7 @@ export class Vmm {
       for (const n of c.net ?? []) {
         if (n.vhost_user) continue;
         try {
-          vm.taps.set(n.id!, await openTap(n));
+          vm.taps.set(n.id!, await openTap(n, this.#netFds.get(n)));
         } catch (err) {
           if (err instanceof TapError) {
             throw vmError(500, action, CAUSE.deviceManager, ...err.causes);

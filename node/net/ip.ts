@@ -26,6 +26,12 @@ export interface Link {
   master?: string;
   /** The interface alias (`ip link set … alias`), qarax's ownership mark. */
   alias?: string;
+  /** The lower device of a VLAN or macvtap (`ip` calls it `link`; for a veth: its peer). */
+  parent?: string;
+  /** The 802.1Q id of a VLAN device. */
+  vlanId?: number;
+  /** The mode of a macvtap/macvlan device (`bridge`, `vepa`, …). */
+  macvtapMode?: string;
   /** For tun/tap devices. */
   tun?: { type: string; multiQueue: boolean; numQueues: number; persist: boolean };
 }
@@ -45,6 +51,7 @@ const LinkJson = z.object({
   address: z.string().optional(),
   master: z.string().optional(),
   ifalias: z.string().optional(),
+  link: z.string().optional(),
   linkinfo: z.object({
     info_kind: z.string().optional(),
     info_data: z.record(z.string(), z.unknown()).optional(),
@@ -60,8 +67,29 @@ const AddrJson = z.object({
   })).default([]),
 });
 
+/** A route as `ip -j route show` describes it. */
+export interface Route {
+  /** `default` or `a.b.c.d/p`. */
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  metric?: number;
+  /** `kernel` for the routes an address brings along. */
+  protocol?: string;
+}
+
+const RouteJson = z.object({
+  dst: z.string(),
+  gateway: z.string().optional(),
+  dev: z.string().optional(),
+  metric: z.number().optional(),
+  protocol: z.string().optional(),
+});
+
 /** Changes `setLink` can make in one `ip link set` call. */
 export interface LinkChanges {
+  /** MAC address. */
+  address?: string;
   mtu?: number;
   /** A bridge name, or null for `nomaster`. */
   master?: string | null;
@@ -81,6 +109,14 @@ export class IpAdapter {
       throw new InternalError(`invalid network namespace name: ${options.netns}`);
     }
     this.#prefix = options.netns ? ["ip", "-n", options.netns] : ["ip"];
+  }
+
+  /**
+   * The argv prefix that runs another command in the adapter's namespace (`ip netns exec
+   * <ns>`, which execs rather than forks); empty for the agent's own namespace.
+   */
+  get nsPrefix(): string[] {
+    return this.options.netns ? ["ip", "netns", "exec", this.options.netns] : [];
   }
 
   /** Runs `ip <args>` (in the adapter's namespace); throws CommandFailedError on failure. */
@@ -125,6 +161,25 @@ export class IpAdapter {
     await this.exec(options.multiQueue ? [...argv, "multi_queue"] : argv);
   }
 
+  /** Creates an 802.1Q VLAN device `name` with `id` on `parent`. */
+  async addVlan(name: string, parent: string, id: number): Promise<void> {
+    if (!Number.isInteger(id) || id < 1 || id > 4094) {
+      throw new InternalError(`invalid VLAN id: ${id}`);
+    }
+    await this.#addStacked(name, parent, ["vlan", "id", String(id)]);
+  }
+
+  /** Creates a macvtap device `name` in bridge mode on `parent`. */
+  async addMacvtap(name: string, parent: string): Promise<void> {
+    await this.#addStacked(name, parent, ["macvtap", "mode", "bridge"]);
+  }
+
+  /** `ip link add link <parent> name <name> type <type…>`. */
+  async #addStacked(name: string, parent: string, type: string[]): Promise<void> {
+    const args = ["link", "add", "link", interfaceName(parent), "name", interfaceName(name)];
+    await this.exec([...args, "type", ...type]);
+  }
+
   /** Deletes a link; a missing one is not an error. Returns whether it existed. */
   async deleteLink(name: string): Promise<boolean> {
     const argv = [...this.#prefix, "link", "del", "dev", interfaceName(name)];
@@ -139,6 +194,7 @@ export class IpAdapter {
     const args = ["link", "set", "dev", interfaceName(name)];
     if (changes.master === null) args.push("nomaster");
     else if (changes.master !== undefined) args.push("master", interfaceName(changes.master));
+    if (changes.address !== undefined) args.push("address", checkMac(changes.address));
     if (changes.mtu !== undefined) args.push("mtu", String(checkMtu(changes.mtu)));
     if (changes.alias !== undefined) args.push("alias", checkAlias(changes.alias));
     if (changes.up !== undefined) args.push(changes.up ? "up" : "down");
@@ -157,6 +213,35 @@ export class IpAdapter {
     if (result.code !== 0 && /Address not found|Cannot assign/.test(result.stderr)) return;
     if (result.code !== 0 && NO_DEVICE.test(result.stderr)) return;
     if (result.code !== 0) await run(argv);
+  }
+
+  /** The IPv4 routes of the main table (optionally only those through `dev`). */
+  async routes(dev?: string): Promise<Route[]> {
+    const args = ["-j", "-4", "route", "show"];
+    if (dev) args.push("dev", interfaceName(dev));
+    const out = await this.exec(args);
+    // `ip route show dev X` leaves `dev` out of each entry.
+    return z.array(RouteJson).parse(parseJson(out)).map((r) => ({ ...r, dev: r.dev ?? dev }));
+  }
+
+  /** Adds or replaces a route (`default` or a CIDR) via `gateway` on `dev`. */
+  async replaceRoute(route: { dst: string; gateway?: string; dev: string; metric?: number }) {
+    const args = ["-4", "route", "replace", checkDst(route.dst)];
+    if (route.gateway) args.push("via", checkIp(route.gateway));
+    args.push("dev", interfaceName(route.dev));
+    if (route.metric !== undefined) args.push("metric", String(checkMetric(route.metric)));
+    await this.exec(args);
+  }
+
+  /** Deletes a route; a missing one is not an error. */
+  async deleteRoute(route: { dst: string; gateway?: string; dev: string; metric?: number }) {
+    const args = [...this.#prefix, "-4", "route", "del", checkDst(route.dst)];
+    if (route.gateway) args.push("via", checkIp(route.gateway));
+    args.push("dev", interfaceName(route.dev));
+    if (route.metric !== undefined) args.push("metric", String(checkMetric(route.metric)));
+    const result = await tryRun(args);
+    if (result.code !== 0 && /No such process|Cannot find device/.test(result.stderr)) return;
+    if (result.code !== 0) await run(args);
   }
 }
 
@@ -185,6 +270,11 @@ export function parseLinks(text: string): Link[] {
       kind,
       master: l.master,
       alias: l.ifalias || undefined,
+      parent: l.link,
+      vlanId: kind === "vlan" && typeof data.id === "number" ? data.id : undefined,
+      macvtapMode: (kind === "macvtap" || kind === "macvlan") && typeof data.mode === "string"
+        ? data.mode
+        : undefined,
       tun: kind === "tun"
         ? {
           type: String(data.type ?? ""),
@@ -215,4 +305,28 @@ function checkCidr(cidr: string): string {
     throw new InternalError(`invalid interface address: ${cidr}`);
   }
   return cidr;
+}
+
+function checkMac(mac: string): string {
+  if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(mac)) throw new InternalError(`invalid MAC: ${mac}`);
+  return mac;
+}
+
+function checkIp(ip: string): string {
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(ip)) throw new InternalError(`invalid IPv4 address: ${ip}`);
+  return ip;
+}
+
+function checkDst(dst: string): string {
+  if (dst !== "default" && !/^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?$/.test(dst)) {
+    throw new InternalError(`invalid route destination: ${dst}`);
+  }
+  return dst;
+}
+
+function checkMetric(metric: number): number {
+  if (!Number.isInteger(metric) || metric < 0 || metric > 0xffffffff) {
+    throw new InternalError(`invalid route metric: ${metric}`);
+  }
+  return metric;
 }

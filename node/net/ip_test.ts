@@ -27,10 +27,28 @@ const SAMPLE = JSON.stringify([
     },
   },
   { ifindex: 1, ifname: "lo", flags: ["LOOPBACK"], mtu: 65536, address: "00:00:00:00:00:00" },
+  {
+    ifindex: 4,
+    link: "eth0",
+    ifname: "eth0.100",
+    flags: ["BROADCAST", "MULTICAST", "UP"],
+    mtu: 1500,
+    address: "66:cf:ca:7c:db:e7",
+    linkinfo: { info_kind: "vlan", info_data: { protocol: "802.1Q", id: 100, flags: [] } },
+  },
+  {
+    ifindex: 5,
+    link: "eth0",
+    ifname: "qm1234abcdn0",
+    flags: ["BROADCAST", "MULTICAST", "UP"],
+    mtu: 1500,
+    address: "52:54:00:12:34:56",
+    linkinfo: { info_kind: "macvtap", info_data: { mode: "bridge", bcqueuelen: 1000 } },
+  },
 ]);
 
 Deno.test("ip -j -d link show output becomes typed links", () => {
-  const [br, tap, lo] = parseLinks(SAMPLE);
+  const [br, tap, lo, vlan, macvtap] = parseLinks(SAMPLE);
   assert.deepEqual(br, {
     name: "br0",
     index: 2,
@@ -41,6 +59,9 @@ Deno.test("ip -j -d link show output becomes typed links", () => {
     kind: "bridge",
     master: undefined,
     alias: "qarax:network:abc",
+    parent: undefined,
+    vlanId: undefined,
+    macvtapMode: undefined,
     tun: undefined,
   });
   assert.equal(tap.master, "br0");
@@ -48,6 +69,13 @@ Deno.test("ip -j -d link show output becomes typed links", () => {
   assert.deepEqual(tap.tun, { type: "tap", multiQueue: true, numQueues: 0, persist: true });
   assert.equal(lo.kind, undefined);
   assert.equal(lo.up, false);
+  assert.deepEqual([vlan.kind, vlan.parent, vlan.vlanId], ["vlan", "eth0", 100]);
+  assert.deepEqual([macvtap.kind, macvtap.parent, macvtap.macvtapMode, macvtap.mac], [
+    "macvtap",
+    "eth0",
+    "bridge",
+    "52:54:00:12:34:56",
+  ]);
   assert.throws(() => parseLinks("not json"), InternalError);
 });
 

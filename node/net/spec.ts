@@ -3,11 +3,13 @@
  * turned into a typed `NetworkSpec` with every name and address checked and each error naming
  * its field. Pure; the network manager trusts what comes out of here.
  */
-import { InvalidArgumentError, UnimplementedError } from "../../shared/errors/errors.ts";
+import { InvalidArgumentError } from "../../shared/errors/errors.ts";
 import {
   contains,
   formatCidr,
+  type Ipv4Network,
   isIpv4,
+  isUnicastMac,
   isUsableHost,
   normalizeMac,
   parseCidr,
@@ -20,7 +22,7 @@ import { isTapName } from "./tap.ts";
 export const NETWORK_TYPES = ["bridge", "vlan", "macvtap"] as const;
 export type NetworkType = typeof NETWORK_TYPES[number];
 
-/** A DHCP reservation (MAC → IP) for the bridge's DHCP server (issue 8). */
+/** A DHCP reservation (MAC → IP) for the bridge's DHCP server. */
 export interface DhcpReservation {
   mac: string;
   ip: string;
@@ -98,15 +100,7 @@ export function networkSpecFromRequest(req: node.AttachNetworkRequest.$Propertie
       throw InvalidArgumentError.field("subnet", (err as Error).message);
     }
   }
-  const inSubnet = (addr: string, field: string, usable = true) => {
-    ipv4(addr, field);
-    if (!subnet) throw InvalidArgumentError.field(field, "needs a subnet");
-    const n = parseIpv4(addr);
-    if (!(usable ? isUsableHost(subnet, n) : contains(subnet, n))) {
-      throw InvalidArgumentError.field(field, `${addr} is not a host address of ${req.subnet}`);
-    }
-    return addr;
-  };
+  const inSubnet = subnetChecker(subnet, req.subnet);
 
   const gateway = req.gateway ? inSubnet(req.gateway, "gateway") : undefined;
   const dns = (req.dns ?? "").split(/[\s,]+/).filter(Boolean).map((d) => ipv4(d, "dns"));
@@ -123,21 +117,8 @@ export function networkSpecFromRequest(req: node.AttachNetworkRequest.$Propertie
   if (vlanId !== undefined && (vlanId < 1 || vlanId > 4094)) {
     throw InvalidArgumentError.field("vlan_id", `must be 1-4094, got ${vlanId}`);
   }
-  const reservations = (req.reservations ?? []).map((r, i) => {
-    let mac: string;
-    try {
-      mac = normalizeMac(r.mac ?? "");
-    } catch (err) {
-      throw InvalidArgumentError.field(`reservations.${i}.mac`, (err as Error).message);
-    }
-    const hostname = r.hostname ?? "";
-    if (hostname && !/^[A-Za-z0-9]([A-Za-z0-9-]{0,62})$/.test(hostname)) {
-      throw InvalidArgumentError.field(`reservations.${i}.hostname`, `invalid hostname`);
-    }
-    return { mac, ip: inSubnet(r.ip ?? "", `reservations.${i}.ip`), hostname };
-  });
-
-  return {
+  const reservations = reservationsFromRequest(req.reservations ?? [], inSubnet, gateway);
+  return checkCombination({
     bridge,
     networkId: networkId(req.networkId ?? ""),
     type,
@@ -153,26 +134,106 @@ export function networkSpecFromRequest(req: node.AttachNetworkRequest.$Propertie
     nat: req.nat ?? false,
     dhcp: req.dhcp ?? false,
     reservations,
+  });
+}
+
+/**
+ * Validates a reservation set: each MAC and each address at most once, addresses usable hosts
+ * of the subnet other than the gateway. `inSubnet` checks one address (naming its field).
+ */
+function reservationsFromRequest(
+  list: node.DhcpReservation.$Properties[],
+  inSubnet: (addr: string, field: string) => string,
+  gateway: string | undefined,
+  prefix = "reservations",
+): DhcpReservation[] {
+  const macs = new Set<string>();
+  const ips = new Set<string>();
+  return list.map((r, i) => {
+    let mac: string;
+    try {
+      mac = normalizeMac(r.mac ?? "");
+    } catch (err) {
+      throw InvalidArgumentError.field(`${prefix}.${i}.mac`, (err as Error).message);
+    }
+    if (!isUnicastMac(mac)) throw InvalidArgumentError.field(`${prefix}.${i}.mac`, "not unicast");
+    const hostname = r.hostname ?? "";
+    if (hostname && !/^[A-Za-z0-9]([A-Za-z0-9-]{0,62})$/.test(hostname)) {
+      throw InvalidArgumentError.field(`${prefix}.${i}.hostname`, `invalid hostname`);
+    }
+    const ip = inSubnet(r.ip ?? "", `${prefix}.${i}.ip`);
+    if (ip === gateway) {
+      throw InvalidArgumentError.field(`${prefix}.${i}.ip`, `${ip} is the gateway`);
+    }
+    if (macs.has(mac)) throw InvalidArgumentError.field(`${prefix}.${i}.mac`, `${mac} twice`);
+    if (ips.has(ip)) throw InvalidArgumentError.field(`${prefix}.${i}.ip`, `${ip} twice`);
+    macs.add(mac);
+    ips.add(ip);
+    return { mac, ip, hostname };
+  });
+}
+
+/**
+ * Validates a SetDhcpReservations set against the attached network's subnet and gateway.
+ * Throws InvalidArgument naming `reservations.<i>.<field>`.
+ */
+export function reservationsForNetwork(
+  list: node.DhcpReservation.$Properties[],
+  network: { subnet?: string; gateway?: string },
+): DhcpReservation[] {
+  const subnet = network.subnet ? parseCidr(network.subnet) : undefined;
+  return reservationsFromRequest(list, subnetChecker(subnet, network.subnet), network.gateway);
+}
+
+/** A check that an address is a host address (or, with `usable` false, any address) of `net`. */
+function subnetChecker(net: Ipv4Network | undefined, text: string | undefined) {
+  return (addr: string, field: string, usable = true): string => {
+    ipv4(addr, field);
+    if (!net) throw InvalidArgumentError.field(field, "needs a subnet");
+    const n = parseIpv4(addr);
+    if (!(usable ? isUsableHost(net, n) : contains(net, n))) {
+      throw InvalidArgumentError.field(field, `${addr} is not a host address of ${text}`);
+    }
+    return addr;
   };
+}
+
+/**
+ * Refuses combinations that cannot work, naming the field to change: a macvtap network has no
+ * bridge (so no DHCP server, NAT or VLAN) and needs a parent; a VLAN needs an id and a parent;
+ * NAT is for isolated networks (an uplinked network routes through its physical network) and,
+ * like DHCP, needs a subnet.
+ */
+function checkCombination(spec: NetworkSpec): NetworkSpec {
+  const bad = (field: string, msg: string) => InvalidArgumentError.field(field, msg);
+  if (spec.parentInterface === spec.bridge) {
+    throw bad("parent_interface", "must differ from bridge_name");
+  }
+  if (spec.type === "macvtap") {
+    if (!spec.parentInterface) throw bad("parent_interface", "a macvtap network needs one");
+    if (spec.dhcp) {
+      throw bad("dhcp", "a macvtap network has no bridge on the node to serve DHCP from");
+    }
+    if (spec.nat) throw bad("nat", "a macvtap network has no bridge on the node to NAT");
+  }
+  if (spec.type === "vlan") {
+    if (spec.vlanId === undefined) throw bad("vlan_id", "a vlan network needs one (1-4094)");
+    if (!spec.parentInterface) throw bad("parent_interface", "a vlan network needs one");
+  } else if (spec.vlanId !== undefined) {
+    throw bad("vlan_id", `only networks of type vlan have one (this one is ${spec.type})`);
+  }
+  if (spec.nat && spec.parentInterface) {
+    throw bad(
+      "nat",
+      "only isolated networks (no parent_interface) are NATed; an uplinked network routes through its physical network",
+    );
+  }
+  if (spec.nat && !spec.subnet) throw bad("nat", "needs a subnet");
+  if (spec.dhcp && !spec.subnet) throw bad("dhcp", "needs a subnet");
+  return spec;
 }
 
 /** Turns a DetachNetworkRequest into a DetachSpec. */
 export function detachSpecFromRequest(req: node.DetachNetworkRequest.$Properties): DetachSpec {
   return { bridge: bridgeName(req.bridgeName ?? ""), networkId: networkId(req.networkId ?? "") };
-}
-
-/**
- * Refuses what this node cannot do yet (uplinks, VLANs, macvtap, NAT, DHCP: issue 8), so a
- * request never half-succeeds with an option silently dropped.
- */
-export function assertSupported(spec: NetworkSpec): void {
-  const missing: string[] = [];
-  if (spec.type !== "bridge") missing.push(`network type ${spec.type}`);
-  if (spec.parentInterface) missing.push("parent_interface (bridged uplink)");
-  if (spec.vlanId !== undefined) missing.push("vlan_id");
-  if (spec.nat) missing.push("nat");
-  if (spec.dhcp || spec.reservations.length > 0) missing.push("dhcp");
-  if (missing.length > 0) {
-    throw new UnimplementedError(`this node does not support ${missing.join(", ")} yet`);
-  }
 }

@@ -3,6 +3,8 @@
  * created persistent with the queue layout Cloud Hypervisor will open them with, enslaved to
  * the NIC's bridge, with the MTU, and up. Each tap carries the alias `qarax:vm:<id>:<index>`
  * so a name collision between two VMs is detected and removal only takes what is the VM's.
+ * Listing and removal also cover the NICs' macvtap devices (`qm…`, see `macvtap.ts`), which
+ * follow the same naming and ownership marks.
  */
 import { createHash } from "node:crypto";
 import {
@@ -15,11 +17,14 @@ import type { IpAdapter, Link } from "./ip.ts";
 
 /** Every qarax tap name starts with this. */
 export const TAP_PREFIX = "qt";
+/** Every qarax macvtap name starts with this. */
+export const MACVTAP_PREFIX = "qm";
 /** NIC indexes that fit the 15-character interface name limit. */
 export const MAX_NIC_INDEX = 9999;
 const TAP_ALIAS_PREFIX = "qarax:vm:";
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-([0-9a-f])[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TAP_NAME = /^qt([0-9a-f]{8})n(\d{1,4})$/;
+const MACVTAP_NAME = /^qm([0-9a-f]{8})n(\d{1,4})$/;
 
 /**
  * The 8 hex digits that stand for a VM in its tap names: the first 8 hex of a UUID, so an
@@ -57,7 +62,24 @@ export function isTapName(name: string): boolean {
   return TAP_NAME.test(name);
 }
 
-function checkIndex(index: number): number {
+/** The macvtap device name of NIC `index` of VM `vmId` (at most 15 characters). */
+export function macvtapName(vmId: string, index: number): string {
+  return `${MACVTAP_PREFIX}${vmTag(vmId)}n${checkIndex(index)}`;
+}
+
+/** True for a name qarax's macvtap naming can produce. */
+export function isMacvtapName(name: string): boolean {
+  return MACVTAP_NAME.test(name);
+}
+
+/** The NIC index in a qarax tap or macvtap name (`qt<tag>n<index>`, `qm<tag>n<index>`). */
+export function nicDeviceIndex(name: string): number | undefined {
+  const m = TAP_NAME.exec(name) ?? MACVTAP_NAME.exec(name);
+  return m ? Number(m[2]) : undefined;
+}
+
+/** Validates a NIC index. */
+export function checkIndex(index: number): number {
   if (!Number.isInteger(index) || index < 0 || index > MAX_NIC_INDEX) {
     throw InvalidArgumentError.field("index", `NIC index must be 0-${MAX_NIC_INDEX}, got ${index}`);
   }
@@ -88,9 +110,10 @@ export interface TapSpec {
   numQueues: number;
 }
 
-/** A qarax tap found on the host. */
+/** A qarax tap (or macvtap) found on the host. */
 export interface TapInfo {
   name: string;
+  kind: "tap" | "macvtap";
   /** Owner from the alias; undefined when the alias is missing (a crash right after creation). */
   vmId?: string;
   index?: number;
@@ -105,13 +128,16 @@ function tapInfo(link: Link): TapInfo {
   const owner = parseTapAlias(link.alias);
   return {
     name: link.name,
+    kind: link.kind === "macvtap" ? "macvtap" : "tap",
     vmId: owner?.vmId,
     index: owner?.index,
     master: link.master,
     mtu: link.mtu,
     multiQueue: link.tun?.multiQueue ?? false,
-    // Multi-queue taps count attached queues; single-queue ones only show it as carrier.
-    inUse: (link.tun?.numQueues ?? 0) > 0 || (link.up && !link.noCarrier),
+    // Multi-queue taps count attached queues; single-queue ones only show it as carrier. A
+    // macvtap's carrier is its parent's, so whether a VMM holds it cannot be told.
+    inUse: link.kind === "tun" &&
+      ((link.tun?.numQueues ?? 0) > 0 || (link.up && !link.noCarrier)),
   };
 }
 
@@ -152,29 +178,42 @@ export async function ensureTap(ip: IpAdapter, spec: TapSpec): Promise<string> {
   return name;
 }
 
-/** Every qarax tap on the host (by name pattern), for reconciliation. */
+/** Every qarax tap and macvtap on the host (by name pattern), for reconciliation. */
 export async function listTaps(ip: IpAdapter): Promise<TapInfo[]> {
   return (await ip.links())
-    .filter((l) => isTapName(l.name) && l.kind === "tun")
+    .filter((l) =>
+      (isTapName(l.name) && l.kind === "tun") || (isMacvtapName(l.name) && l.kind === "macvtap")
+    )
     .map(tapInfo);
 }
 
-/** Deletes the taps of `vmId`: those whose alias names it, and unmarked ones with its tag. */
+/**
+ * Deletes the taps and macvtaps of `vmId`: those whose alias names it, and unmarked ones with
+ * its tag.
+ */
 export async function removeVmTaps(ip: IpAdapter, vmId: string): Promise<string[]> {
-  const tag = `${TAP_PREFIX}${vmTag(vmId)}n`;
+  const tag = `${vmTag(vmId)}n`;
   const mine = (await listTaps(ip)).filter((t) =>
-    t.vmId === vmId || (t.vmId === undefined && t.name.startsWith(tag))
+    t.vmId === vmId || (t.vmId === undefined && t.name.slice(2).startsWith(tag))
   );
   for (const t of mine) await ip.deleteLink(t.name);
   return mine.map((t) => t.name);
 }
 
-/** Deletes the tap of one NIC of `vmId` if it is that NIC's; returns whether one was deleted. */
+/**
+ * Deletes the tap (or macvtap) of one NIC of `vmId` if it is that NIC's; returns whether one
+ * was deleted.
+ */
 export async function removeNicTap(ip: IpAdapter, vmId: string, index: number): Promise<boolean> {
-  const name = tapName(vmId, index);
-  const link = await ip.link(name);
-  if (!link || link.kind !== "tun") return false;
-  const owner = parseTapAlias(link.alias);
-  if (owner && (owner.vmId !== vmId || owner.index !== index)) return false;
-  return await ip.deleteLink(name);
+  let deleted = false;
+  for (
+    const [name, kind] of [[tapName(vmId, index), "tun"], [macvtapName(vmId, index), "macvtap"]]
+  ) {
+    const link = await ip.link(name);
+    if (!link || link.kind !== kind) continue;
+    const owner = parseTapAlias(link.alias);
+    if (owner && (owner.vmId !== vmId || owner.index !== index)) continue;
+    deleted = await ip.deleteLink(name) || deleted;
+  }
+  return deleted;
 }

@@ -1,7 +1,17 @@
 import assert from "node:assert/strict";
 import { InvalidArgumentError } from "../../shared/errors/errors.ts";
 import { INTERFACE_NAME } from "../../shared/net/names.ts";
-import { isTapName, parseTapAlias, tapAlias, tapName, tapQueues, vmTag } from "./tap.ts";
+import {
+  isMacvtapName,
+  isTapName,
+  macvtapName,
+  nicDeviceIndex,
+  parseTapAlias,
+  tapAlias,
+  tapName,
+  tapQueues,
+  vmTag,
+} from "./tap.ts";
 
 Deno.test("tap names: qt + first 8 hex of a random UUID + n + index, 15 chars at most", () => {
   const id = "0F8C3A52-5d1e-4c3b-9b1e-0c9f3f1d2a10";
@@ -52,4 +62,14 @@ Deno.test("queue counts follow Cloud Hypervisor: RX+TX, even; more than one pair
   for (const bad of [0, 1, 3, 258, 2.5]) {
     assert.throws(() => tapQueues(bad), InvalidArgumentError, String(bad));
   }
+});
+
+Deno.test("macvtap names follow the tap scheme with qm; indexes read back from both", () => {
+  const id = "0f8c3a52-5d1e-4c3b-9b1e-0c9f3f1d2a10";
+  assert.equal(macvtapName(id, 3), "qm0f8c3a52n3");
+  assert.equal(macvtapName(id, 9999).length, 15);
+  assert.ok(isMacvtapName(macvtapName(id, 0)) && !isTapName(macvtapName(id, 0)));
+  assert.equal(nicDeviceIndex(macvtapName(id, 42)), 42);
+  assert.equal(nicDeviceIndex(tapName(id, 7)), 7);
+  assert.equal(nicDeviceIndex("eth0"), undefined);
 });

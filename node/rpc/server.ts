@@ -3,17 +3,12 @@
  * TCP or unix address. Service implementations live beside this file, one per service.
  */
 import { createServer, type Server } from "nice-grpc";
-import {
-  FileTransferServiceDefinition,
-  node,
-  VmServiceDefinition,
-} from "../../shared/proto/mod.ts";
+import { FileTransferServiceDefinition, VmServiceDefinition } from "../../shared/proto/mod.ts";
 import { formatListen, type ListenAddr } from "../../shared/net/listen.ts";
-import { collectHostFacts } from "../info.ts";
 import type { PoolManager } from "../storage/pools.ts";
 import { fileTransferService } from "./file_transfer.ts";
 import { authMiddleware, errorMiddleware } from "./middleware.ts";
-import { withUnimplemented } from "./unimplemented.ts";
+import { vmService, type VmServiceDeps } from "./vm_service.ts";
 
 export interface NodeServerOptions {
   listen: ListenAddr;
@@ -22,6 +17,8 @@ export interface NodeServerOptions {
   vmmBinary: string;
   /** The attached storage pools; every disk path of every RPC is confined to them. */
   pools: PoolManager;
+  /** The VM, network and event managers (without them only GetNodeInfo is served). */
+  vms?: VmServiceDeps["vms"];
 }
 
 /** A listening node server. */
@@ -30,30 +27,6 @@ export interface NodeServer {
   /** The bound address (`host:port` with the real port, or `unix:/path`). */
   address: string;
   shutdown(): Promise<void>;
-}
-
-/** The VmService implementation (only GetNodeInfo so far). */
-export function vmService(options: NodeServerOptions) {
-  return withUnimplemented(VmServiceDefinition, {
-    async getNodeInfo(): Promise<node.NodeInfo.$Properties> {
-      const f = await collectHostFacts(options.runtimeDir, options.vmmBinary);
-      return {
-        hostname: f.hostname,
-        cloudHypervisorVersion: f.cloudHypervisorVersion,
-        kernelVersion: f.kernelVersion,
-        totalCpus: f.totalCpus,
-        totalMemoryBytes: f.totalMemoryBytes,
-        availableMemoryBytes: f.availableMemoryBytes,
-        loadAverage_1m: f.loadAverage1m,
-        diskTotalBytes: f.diskTotalBytes,
-        diskAvailableBytes: f.diskAvailableBytes,
-        nodeVersion: f.nodeVersion,
-        architecture: f.architecture,
-        kvmAvailable: f.kvmAvailable,
-        cloudHypervisorEmulated: f.cloudHypervisorEmulated,
-      };
-    },
-  });
 }
 
 /** Starts the gRPC server on `options.listen`. */

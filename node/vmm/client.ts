@@ -12,6 +12,7 @@ import {
   VmmApiError,
   VmmTransportError,
 } from "./errors.ts";
+import { requestWithFds } from "./fd_passing.ts";
 import { type HttpResponse, UnixHttpConnection } from "./http.ts";
 import {
   type DeviceConfig,
@@ -105,6 +106,11 @@ export interface VmmClientOptions {
 export interface CallOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * Descriptors sent with the request (SCM_RIGHTS) on a connection of its own; only
+   * `vm.add-net` and `vm.restore` use them (tap queues). The caller keeps and closes them.
+   */
+  fds?: number[];
 }
 
 const encoder = new TextEncoder();
@@ -223,7 +229,7 @@ export class VmmClient implements Disposable {
     return this.#add("vm.add-disk", disk, options);
   }
 
-  /** `PUT vm.add-net` (tap by name; fds cannot be passed by this client). */
+  /** `PUT vm.add-net`: a tap by name, or pre-opened tap queues in `options.fds`. */
   addNet(net: NetConfig, options?: CallOptions): Promise<PciDeviceInfo | null> {
     return this.#add("vm.add-net", net, options);
   }
@@ -310,12 +316,27 @@ export class VmmClient implements Disposable {
     const spec = ENDPOINTS[endpoint];
     const payload = body === undefined ? null : encoder.encode(JSON.stringify(body));
     let res: HttpResponse;
+    const timeoutMs = options?.timeoutMs ?? this.#timeouts[endpoint];
     try {
-      res = await this.#http.request(spec.method, `/api/v1/${endpoint}`, payload, {
-        timeoutMs: options?.timeoutMs ?? this.#timeouts[endpoint],
-        retrySafe: spec.retrySafe,
-        signal: options?.signal,
-      });
+      if (options?.fds?.length) {
+        if (options.signal?.aborted) {
+          throw new VmmTransportError("cancelled", this.socketPath, "request cancelled");
+        }
+        res = await requestWithFds(
+          this.socketPath,
+          spec.method,
+          `/api/v1/${endpoint}`,
+          payload,
+          options.fds,
+          { timeoutMs },
+        );
+      } else {
+        res = await this.#http.request(spec.method, `/api/v1/${endpoint}`, payload, {
+          timeoutMs,
+          retrySafe: spec.retrySafe,
+          signal: options?.signal,
+        });
+      }
     } catch (err) {
       if (err instanceof VmmTransportError) throw transportToDomainError(endpoint, err);
       throw err;

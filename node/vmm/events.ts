@@ -72,6 +72,11 @@ export class EventStreamParser {
   readonly #json = new JsonStreamParser();
   readonly #decoder = new TextDecoder();
 
+  /** Text received but not yet part of a complete event. */
+  get pending(): string {
+    return this.#json.pending;
+  }
+
   /** Feeds a chunk; returns the events it completed. */
   push(chunk: Uint8Array | string): VmmEvent[] {
     const text = typeof chunk === "string" ? chunk : this.#decoder.decode(chunk, { stream: true });

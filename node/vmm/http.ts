@@ -178,50 +178,29 @@ export class UnixHttpConnection {
     conn: Deno.UnixConn,
     progress: { received: boolean },
   ): Promise<HttpResponse> {
-    let headEnd = indexOf(this.#pending, HEAD_END);
-    while (headEnd < 0) {
-      if (this.#pending.length > MAX_HEAD) throw this.#protocol("response head too large");
-      if (!await this.#fill(conn)) throw new Error("connection closed by the VMM");
-      progress.received = true;
-      headEnd = indexOf(this.#pending, HEAD_END);
+    let eof = false;
+    for (;;) {
+      let parsed: ReturnType<typeof parseResponse>;
+      try {
+        parsed = parseResponse(this.#pending, eof);
+      } catch (err) {
+        if (err instanceof ResponseFormatError) throw this.#protocol(err.message);
+        throw err;
+      }
+      if (parsed) {
+        this.#pending = parsed.rest;
+        return parsed.response;
+      }
+      if (eof) {
+        throw new Error(
+          indexOf(this.#pending, HEAD_END) < 0
+            ? "connection closed by the VMM"
+            : "connection closed in the middle of a body",
+        );
+      }
+      eof = !await this.#fill(conn);
+      if (!eof) progress.received = true;
     }
-    const head = decoder.decode(this.#pending.subarray(0, headEnd));
-    this.#pending = this.#pending.slice(headEnd + HEAD_END.length);
-    const [statusLine, ...headerLines] = head.split("\r\n");
-    const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(statusLine);
-    if (!m) throw this.#protocol(`bad status line ${JSON.stringify(statusLine)}`);
-    const status = Number(m[1]);
-    const headers: Record<string, string> = {};
-    for (const line of headerLines) {
-      const colon = line.indexOf(":");
-      if (colon <= 0) throw this.#protocol(`bad header line ${JSON.stringify(line)}`);
-      headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-    }
-    const lengthHeader = headers["content-length"];
-    let body: Uint8Array;
-    if (lengthHeader !== undefined) {
-      if (!/^\d+$/.test(lengthHeader)) throw this.#protocol(`bad Content-Length ${lengthHeader}`);
-      body = await this.#readExactly(conn, Number(lengthHeader));
-    } else if (status < 200 || status === 204 || status === 304) {
-      body = new Uint8Array(0);
-    } else if ((headers["connection"] ?? "").toLowerCase() === "close") {
-      while (await this.#fill(conn)) { /* read to EOF */ }
-      body = this.#pending;
-      this.#pending = new Uint8Array(0);
-    } else {
-      // micro-http always frames other answers with Content-Length.
-      throw this.#protocol(`status ${status} without Content-Length`);
-    }
-    return { status, headers, body };
-  }
-
-  async #readExactly(conn: Deno.UnixConn, n: number): Promise<Uint8Array> {
-    while (this.#pending.length < n) {
-      if (!await this.#fill(conn)) throw new Error("connection closed in the middle of a body");
-    }
-    const body = this.#pending.slice(0, n);
-    this.#pending = this.#pending.slice(n);
-    return body;
   }
 
   async #fill(conn: Deno.UnixConn): Promise<boolean> {
@@ -238,6 +217,58 @@ export class UnixHttpConnection {
   #protocol(message: string): VmmTransportError {
     return new VmmTransportError("protocol", this.socketPath, `malformed answer: ${message}`);
   }
+}
+
+/** An answer that is not HTTP as micro-http writes it. */
+export class ResponseFormatError extends Error {}
+
+/**
+ * Parses one response from the front of `buf`: null when more bytes are needed, otherwise the
+ * response and the bytes after it. `eof` says no more bytes will come (a body framed by the
+ * connection's end is complete then). Throws ResponseFormatError for malformed answers.
+ */
+export function parseResponse(
+  buf: Uint8Array,
+  eof: boolean,
+): { response: HttpResponse; rest: Uint8Array } | null {
+  const headEnd = indexOf(buf, HEAD_END);
+  if (headEnd < 0) {
+    if (buf.length > MAX_HEAD) throw new ResponseFormatError("response head too large");
+    return null;
+  }
+  const head = decoder.decode(buf.subarray(0, headEnd));
+  const bodyStart = headEnd + HEAD_END.length;
+  const [statusLine, ...headerLines] = head.split("\r\n");
+  const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(statusLine);
+  if (!m) throw new ResponseFormatError(`bad status line ${JSON.stringify(statusLine)}`);
+  const status = Number(m[1]);
+  const headers: Record<string, string> = {};
+  for (const line of headerLines) {
+    const colon = line.indexOf(":");
+    if (colon <= 0) throw new ResponseFormatError(`bad header line ${JSON.stringify(line)}`);
+    headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  const lengthHeader = headers["content-length"];
+  let bodyEnd: number;
+  if (lengthHeader !== undefined) {
+    if (!/^\d+$/.test(lengthHeader)) {
+      throw new ResponseFormatError(`bad Content-Length ${lengthHeader}`);
+    }
+    bodyEnd = bodyStart + Number(lengthHeader);
+    if (buf.length < bodyEnd) return null;
+  } else if (status < 200 || status === 204 || status === 304) {
+    bodyEnd = bodyStart;
+  } else if ((headers["connection"] ?? "").toLowerCase() === "close") {
+    if (!eof) return null;
+    bodyEnd = buf.length;
+  } else {
+    // micro-http always frames other answers with Content-Length.
+    throw new ResponseFormatError(`status ${status} without Content-Length`);
+  }
+  return {
+    response: { status, headers, body: buf.slice(bodyStart, bodyEnd) },
+    rest: buf.slice(bodyEnd),
+  };
 }
 
 /** Encodes a request with Content-Length framing (no body: no length header at all). */

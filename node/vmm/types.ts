@@ -251,6 +251,11 @@ export interface NetConfig {
   offload_tso?: boolean;
   offload_ufo?: boolean;
   offload_csum?: boolean;
+  /**
+   * Tap queues passed as descriptors (SCM_RIGHTS). CH serializes them as `-1` each (fd numbers
+   * mean nothing outside the process), so `vm.info` shows how many it holds, not which.
+   */
+  fds?: number[];
 }
 
 export interface RngConfig {

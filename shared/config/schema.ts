@@ -136,6 +136,10 @@ const NodeSection = z.strictObject({
   require_auth: z.boolean(),
   /** Allow listening on a non-loopback address with no auth token. */
   allow_insecure_listen: z.boolean(),
+  /** How long StopVM waits for the guest to power off before a hard shutdown (request: 0). */
+  stop_timeout_ms: positiveInt,
+  /** How long ForceStopVM and DeleteVM wait for a VMM to answer before killing it. */
+  force_stop_timeout_ms: positiveInt,
 });
 
 /** Everything a configuration file may contain. */

@@ -17,7 +17,9 @@ const VM_B = "7d2e9b14-1111-4c3b-9b1e-0c9f3f1d2a10";
 async function setup(ns: Netns, stateDir?: string) {
   const dir = stateDir ?? await Deno.makeTempDir({ prefix: "qarax-net-state-" });
   const ip = new IpAdapter({ netns: ns.name });
-  const manager = new NetworkManager(ip, await StateStore.open(dir));
+  const manager = new NetworkManager(ip, await StateStore.open(`${dir}/state`), {
+    dhcpDir: `${dir}/dhcp`,
+  });
   return { dir, ip, manager };
 }
 

@@ -88,3 +88,19 @@ export function freePort(): number {
   l.close();
   return port;
 }
+
+/** Pids of live (not zombie) processes whose command line (argv) satisfies `match`. */
+export function pidsWhere(match: (argv: string[]) => boolean): number[] {
+  const pids: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue;
+      if (match(Deno.readTextFileSync(`/proc/${e.name}/cmdline`).split("\0"))) {
+        pids.push(Number(e.name));
+      }
+    } catch { /* gone meanwhile */ }
+  }
+  return pids;
+}

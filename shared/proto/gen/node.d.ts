@@ -3870,6 +3870,12 @@ export namespace node {
         /** WatchEventsRequest vmId. */
         vmId: string;
 
+        /** WatchEventsRequest incarnation. */
+        incarnation: string;
+
+        /** WatchEventsRequest afterSequence. */
+        afterSequence: number;
+
         /**
          * Creates a new WatchEventsRequest instance using the specified properties.
          * @param [properties] Properties to set
@@ -3904,6 +3910,12 @@ export namespace node {
 
             /** WatchEventsRequest vmId */
             vmId?: string;
+
+            /** WatchEventsRequest incarnation */
+            incarnation?: string;
+
+            /** WatchEventsRequest afterSequence */
+            afterSequence?: number;
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];
@@ -3955,6 +3967,12 @@ export namespace node {
 
         /** VmEvent message. */
         message: string;
+
+        /** VmEvent sequence. */
+        sequence: number;
+
+        /** VmEvent incarnation. */
+        incarnation: string;
 
         /**
          * Creates a new VmEvent instance using the specified properties.
@@ -4011,6 +4029,12 @@ export namespace node {
 
             /** VmEvent message */
             message?: string;
+
+            /** VmEvent sequence */
+            sequence?: number;
+
+            /** VmEvent incarnation */
+            incarnation?: string;
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];

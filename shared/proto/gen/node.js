@@ -5965,6 +5965,8 @@ export const node = $root.node = (() => {
         };
 
         WatchEventsRequest.prototype.vmId = "";
+        WatchEventsRequest.prototype.incarnation = "";
+        WatchEventsRequest.prototype.afterSequence = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
 
         WatchEventsRequest.create = function(properties) {
             return new WatchEventsRequest(properties);
@@ -5979,6 +5981,10 @@ export const node = $root.node = (() => {
                 throw $Error("max depth exceeded");
             if (m.vmId != null && $Object.hasOwnProperty.call(m, "vmId") && m.vmId !== "")
                 w.uint32(10).string(m.vmId);
+            if (m.incarnation != null && $Object.hasOwnProperty.call(m, "incarnation") && m.incarnation !== "")
+                w.uint32(18).string(m.incarnation);
+            if (m.afterSequence != null && $Object.hasOwnProperty.call(m, "afterSequence") && (typeof m.afterSequence === "object" ? m.afterSequence.low || m.afterSequence.high : m.afterSequence !== 0))
+                w.uint32(24).uint64(m.afterSequence);
             if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                 for (var i = 0; i < m.$unknowns.length; ++i)
                     w.raw(m.$unknowns[i]);
@@ -6021,6 +6027,24 @@ export const node = $root.node = (() => {
                             delete m.vmId;
                         continue;
                     }
+                case 2: {
+                        if (u !== 2)
+                            break;
+                        if ((v = r.stringVerify()).length)
+                            m.incarnation = v;
+                        else
+                            delete m.incarnation;
+                        continue;
+                    }
+                case 3: {
+                        if (u !== 0)
+                            break;
+                        if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                            m.afterSequence = v;
+                        else
+                            delete m.afterSequence;
+                        continue;
+                    }
                 }
                 r.skipType(u, q, t);
                 if (!r.discardUnknown) {
@@ -6059,6 +6083,8 @@ export const node = $root.node = (() => {
         VmEvent.prototype.properties = $util.emptyObject;
         VmEvent.prototype.status = 0;
         VmEvent.prototype.message = "";
+        VmEvent.prototype.sequence = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+        VmEvent.prototype.incarnation = "";
 
         VmEvent.create = function(properties) {
             return new VmEvent(properties);
@@ -6090,6 +6116,10 @@ export const node = $root.node = (() => {
                 w.uint32(56).int32(m.status);
             if (m.message != null && $Object.hasOwnProperty.call(m, "message") && m.message !== "")
                 w.uint32(66).string(m.message);
+            if (m.sequence != null && $Object.hasOwnProperty.call(m, "sequence") && (typeof m.sequence === "object" ? m.sequence.low || m.sequence.high : m.sequence !== 0))
+                w.uint32(72).uint64(m.sequence);
+            if (m.incarnation != null && $Object.hasOwnProperty.call(m, "incarnation") && m.incarnation !== "")
+                w.uint32(82).string(m.incarnation);
             if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                 for (var i = 0; i < m.$unknowns.length; ++i)
                     w.raw(m.$unknowns[i]);
@@ -6217,6 +6247,24 @@ export const node = $root.node = (() => {
                             m.message = v;
                         else
                             delete m.message;
+                        continue;
+                    }
+                case 9: {
+                        if (u !== 0)
+                            break;
+                        if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                            m.sequence = v;
+                        else
+                            delete m.sequence;
+                        continue;
+                    }
+                case 10: {
+                        if (u !== 2)
+                            break;
+                        if ((v = r.stringVerify()).length)
+                            m.incarnation = v;
+                        else
+                            delete m.incarnation;
                         continue;
                     }
                 }

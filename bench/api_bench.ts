@@ -3,7 +3,7 @@
  * through the qarax control plane and through a bare Hono + postgres.js endpoint doing the
  * same single SELECT, side by side; prints throughput, p50/p99 latency and the ratios.
  *
- *   deno run -A bench/api.ts [--requests 4000] [--concurrency 16] [--pool 10] [--log-level warn]
+ *   deno run -A bench/api_bench.ts [--requests 4000] [--concurrency 16] [--pool 10] [--log-level warn]
  *
  * `--log-level info` adds qarax's access log (one JSON line per request, sent to /dev/null).
  *

@@ -1,8 +1,13 @@
 /**
- * The few libc calls Deno does not offer, through FFI: OFD byte-range locks (what CH uses
- * for the API socket lock file and disk images), writing to an inherited fd, pty allocation
- * and tap devices (TUNSETIFF). glibc only (`libc.so.6`); opened on first use, so startup
- * stays fast.
+ * The few libc calls Deno does not offer, through FFI, for the node and the CH emulator: OFD
+ * byte-range locks (what CH uses for the API socket lock file and disk images), writing to an
+ * inherited fd, pty allocation, tap devices (TUNSETIFF/TUNGETIFF), device nodes (mknod) and
+ * unix sockets that carry file descriptors (SCM_RIGHTS). glibc only (`libc.so.6`); opened on
+ * first use, so startup stays fast.
+ *
+ * Only `poll` runs as a `nonblocking` call (on a worker thread, so the event loop keeps
+ * going): errno is per thread, so every call whose errno matters runs synchronously on
+ * non-blocking descriptors after `poll` said it will not block.
  */
 
 const SYMBOLS = {
@@ -26,6 +31,17 @@ const SYMBOLS = {
   tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
   cfmakeraw: { parameters: ["buffer"], result: "void" },
   strerror: { parameters: ["i32"], result: "pointer" },
+  mknod: { parameters: ["buffer", "u32", "u64"], result: "i32" },
+  unlink: { parameters: ["buffer"], result: "i32" },
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  accept4: { parameters: ["i32", "pointer", "pointer", "i32"], result: "i32" },
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  sendmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
+  recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
@@ -97,5 +113,21 @@ export function writeFd(fd: number, data: Uint8Array): void {
       throw new OsError(code, "write");
     }
     off += n;
+  }
+}
+
+/** glibc's `makedev`: the dev_t of a device number. */
+export function makeDev(major: number, minor: number): bigint {
+  const ma = BigInt(major);
+  const mi = BigInt(minor);
+  return ((ma & 0xfffff000n) << 32n) | ((ma & 0xfffn) << 8n) | ((mi & 0xffffff00n) << 12n) |
+    (mi & 0xffn);
+}
+
+/** Creates a character device node (mode 0600); throws OsError. */
+export function mknodChar(path: string, major: number, minor: number): void {
+  const S_IFCHR = 0o020000;
+  if (libc().mknod(cString(path), S_IFCHR | 0o600, makeDev(major, minor)) < 0) {
+    throw new OsError(errno(), "mknod");
   }
 }
