@@ -94,24 +94,19 @@ export function eventsRouter(deps: AppDeps) {
         resource_ids: q.resource_id,
         resource_types: q.resource_type,
       };
-      return streamEvents(deps, filter, from, c.req.raw.signal);
+      return streamEvents(deps, filter, from);
     },
   );
   return app;
 }
 
 /** The SSE response: replay after `from` (when given), then live events. */
-function streamEvents(
-  deps: AppDeps,
-  filter: EventFilter,
-  from: number | null,
-  clientGone: AbortSignal,
-): Response {
+function streamEvents(deps: AppDeps, filter: EventFilter, from: number | null): Response {
   const encoder = new TextEncoder();
   let cleanup = () => {};
+  let closed = false;
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
-      let closed = false;
       let live = false;
       // Without a position the stream starts at the newest committed event.
       let sent = from ?? Number.MAX_SAFE_INTEGER;
@@ -143,10 +138,9 @@ function streamEvents(
         unsubscribe();
         clearInterval(keepalive);
         deps.shutdown.removeEventListener("abort", onAbort);
-        clientGone.removeEventListener("abort", onAbort);
       };
+      // A client that goes away cancels the stream (`cancel` below).
       deps.shutdown.addEventListener("abort", onAbort);
-      clientGone.addEventListener("abort", onAbort);
       write(": qarax events\n\n");
       (async () => {
         if (from === null) sent = await latestEventId(deps.sql);
@@ -173,6 +167,7 @@ function streamEvents(
       });
     },
     cancel() {
+      closed = true;
       cleanup();
     },
   });

@@ -23,8 +23,14 @@ export async function applyNodeEvent(
   event: node.VmEvent.$Properties,
 ): Promise<boolean> {
   const status = event.status ?? node.VmStatus.VM_STATUS_UNKNOWN;
-  // Monitor events without a status (CH's own events) say nothing about it.
-  if (status === node.VmStatus.VM_STATUS_UNKNOWN) return false;
+  // Status changes and VMM exits say what the VM is now (a VMM event that changes it is
+  // followed by a state change); an event without a status says nothing.
+  const kind = event.kind ?? node.VmEventKind.VM_EVENT_KIND_UNSPECIFIED;
+  if (
+    status === node.VmStatus.VM_STATUS_UNKNOWN ||
+    (kind !== node.VmEventKind.VM_EVENT_KIND_STATE_CHANGED &&
+      kind !== node.VmEventKind.VM_EVENT_KIND_PROCESS_EXIT)
+  ) return false;
   const vmId = event.vmId ?? "";
   const vm = await vms.get(svc.sql, vmId);
   if (!vm || vm.host_id !== host.id || !observable(vm.status)) return false;

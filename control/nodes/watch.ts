@@ -1,9 +1,9 @@
 /**
- * One node's event stream: `WatchEvents` kept open, each event applied at once, and on every
- * (re)connection a reconciliation of the host so nothing that happened while the stream was
- * down is missed. A broken stream (the node restarted, RESOURCE_EXHAUSTED because we were too
- * slow, a network blip) reconnects with exponential backoff up to
- * `nodes.watch_backoff_max_ms`.
+ * One node's event stream: `WatchEvents` kept open, each event applied at once. A broken
+ * stream (the node restarted, RESOURCE_EXHAUSTED because we were too slow, a network blip)
+ * reconnects with exponential backoff up to `nodes.watch_backoff_max_ms`, resuming after the
+ * last event seen (the agent's incarnation and sequence), and every (re)connection also
+ * reconciles the host so nothing that happened in between is missed.
  */
 import type { Logger } from "../../shared/log/logger.ts";
 import { getHost, type HostRow } from "../db/hosts.ts";
@@ -20,6 +20,8 @@ export class HostWatcher {
   /** Events applied (for tests and metrics). */
   applied = 0;
   connections = 0;
+  #incarnation = "";
+  #sequence = 0;
 
   constructor(svc: Services, host: Pick<HostRow, "id" | "name">) {
     this.#svc = svc;
@@ -46,7 +48,8 @@ export class HostWatcher {
       if (!host) return;
       const client = this.#svc.nodes.get(host);
       try {
-        const stream = client.stream("WatchEvents", (o, n) => n.vm.watchEvents({}, o), {
+        const resume = { incarnation: this.#incarnation, afterSequence: this.#sequence };
+        const stream = client.stream("WatchEvents", (o, n) => n.vm.watchEvents(resume, o), {
           signal,
         });
         this.connections++;
@@ -59,6 +62,10 @@ export class HostWatcher {
         try {
           for await (const event of stream) {
             backoff = Math.min(250, max);
+            if (event.incarnation) {
+              this.#incarnation = event.incarnation;
+              this.#sequence = Number(event.sequence ?? 0);
+            }
             try {
               if (await applyNodeEvent(this.#svc, host, event)) this.applied++;
             } catch (err) {
