@@ -49,7 +49,7 @@ function findCloudHypervisor(configured: string): string | null {
   return null;
 }
 
-async function portFree(port: number): Promise<boolean> {
+function portFree(port: number): boolean {
   try {
     Deno.listen({ hostname: "127.0.0.1", port }).close();
     return true;
@@ -99,7 +99,7 @@ async function main() {
   const apiPort = Number(flags.port);
   const nodePort = Number(flags["node-port"]);
   for (const [what, port] of [["API", apiPort], ["node agent", nodePort]] as const) {
-    if (!await portFree(port)) {
+    if (!portFree(port)) {
       console.error(
         `qarax: port ${port} (${what}) is in use; is qarax already running? ` +
           `Pick others with --port / --node-port.`,
