@@ -19,11 +19,11 @@ import {
   type HostRow,
   insertHost,
   listHosts,
-  updateHost,
   vmsOnHost,
 } from "../db/hosts.ts";
 import { transaction } from "../db/query.ts";
 import { initHost } from "../nodes/hosts.ts";
+import { changeHostStatus } from "../events/status.ts";
 import { audit } from "./audit.ts";
 import {
   Architecture,
@@ -229,7 +229,7 @@ export function hostsRouter(deps: AppDeps) {
     async (c) => {
       const { id } = c.req.valid("param");
       const patch = c.req.valid("json");
-      const row = await transaction(deps.sql, async (tx) => {
+      const row = await deps.events.transaction(async (tx, emit) => {
         const current = await getHost(tx, id, true);
         if (!current) throw notFound(id);
         checkIfMatch(c, current.version, `host ${id}`);
@@ -248,9 +248,11 @@ export function hostsRouter(deps: AppDeps) {
           }
           fields.labels = parsed.data;
         }
+        let status: HostRow["status"] | undefined;
+        let reason: string | null | undefined;
         if (patch.status === "maintenance" && current.status !== "maintenance") {
-          fields.status = "maintenance";
-          fields.status_reason = `maintenance requested by ${c.get("actor")}`;
+          status = "maintenance";
+          reason = `maintenance requested by ${c.get("actor")}`;
         } else if (patch.status === "up" && current.status !== "up") {
           if (current.status !== "maintenance") {
             throw new FailedPreconditionError(
@@ -258,11 +260,16 @@ export function hostsRouter(deps: AppDeps) {
               { details: [{ field: "status", message: `is ${current.status}` }] },
             );
           }
-          fields.status = "up";
-          fields.status_reason = null;
+          // The health monitor takes it down again if its node does not answer.
+          status = "up";
+          reason = null;
         }
-        const updated = await updateHost(tx, id, fields);
+        // Status changes are recorded as events like every other host status change.
+        const { row: updated } = await changeHostStatus(tx, emit, id, status, reason, {
+          source: "api",
+        }, { facts: fields });
         if (!updated) throw notFound(id);
+        if (status) fields.status = status;
         await audit(tx, c, {
           action: "update",
           resource_type: "host",

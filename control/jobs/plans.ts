@@ -19,6 +19,7 @@ import {
   ensurePoolsStep,
   nodeActionSteps,
   placeStep,
+  releaseReservationsStep,
   removeRecordStep,
   startCheck,
   stopCheck,
@@ -47,7 +48,7 @@ export const PLANS: Readonly<Record<JobType, Plan>> = {
   vm_resume: { steps: nodeActionSteps("resume") },
   vm_reboot: { steps: nodeActionSteps("reboot") },
   vm_delete: {
-    steps: [deleteCheck, deleteOnNodeStep, removeRecordStep],
+    steps: [deleteCheck, deleteOnNodeStep, removeRecordStep, releaseReservationsStep],
     result: (ctx) => (ctx.data.node_error ? { node_error: ctx.data.node_error } : {}),
   },
   disk_create: {

@@ -452,6 +452,11 @@ export const deleteCheck: Step = {
     ctx.data.from = vm.status;
     ctx.data.host_id = vm.host_id;
     ctx.data.name = vm.name;
+    // DHCP networks hand out the VM's addresses by reservation: updated once it is gone.
+    const nics = await vmNicNetworks(ctx.svc.sql, vm.id, vm.host_id);
+    ctx.data.dhcp_networks = [
+      ...new Set(nics.filter((n) => n.network.mode === "dhcp").map((n) => n.network_id)),
+    ];
   },
 };
 
@@ -481,6 +486,19 @@ export const deleteOnNodeStep: Step = {
       ctx.data.node_error = (err as Error).message;
       ctx.log.warn("deleting without the node (force)", { err });
     }
+  },
+};
+
+/** Delete: the DHCP servers of its networks on its host forget its reservations. */
+export const releaseReservationsStep: Step = {
+  name: "release_reservations",
+  async run(ctx) {
+    const networks = (ctx.data.dhcp_networks as string[] | undefined) ?? [];
+    if (ctx.data.gone || !ctx.data.host_id || networks.length === 0) return;
+    const host = await getHost(ctx.svc.sql, ctx.data.host_id as string);
+    if (!host || host.status === "down") return;
+    // Re-applying the attachment sends the current reservations (without this VM's).
+    for (const id of networks) await applyNetwork(ctx.svc, host, id, ctx.signal);
   },
 };
 

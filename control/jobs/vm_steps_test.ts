@@ -20,6 +20,7 @@ import {
   ensurePoolsStep,
   nodeActionSteps,
   placeStep,
+  releaseReservationsStep,
   removeRecordStep,
   startCheck,
   stopCheck,
@@ -328,4 +329,33 @@ Deno.test("delete with force goes ahead without the node", async () => {
   for (const s of [deleteCheck, deleteOnNodeStep, removeRecordStep]) await s.run(forced);
   assert.match(String(forced.data.node_error), /node-a/);
   assert.equal((await api.get(`/v1/vms/${c.vm.id}`)).status, 404);
+});
+
+Deno.test("DHCP networks: a starting VM's address is reserved, a deleted VM's released", async () => {
+  await using api = await createTestApi(fastConfig());
+  const h = await addFakeHost(api, "node-d");
+  await using _fake = h.fake;
+  const net = await api.create("/v1/networks", {
+    name: "dhcp",
+    mode: "dhcp",
+    subnet: "10.61.0.0/24",
+    gateway: "10.61.0.1",
+  });
+  await api.create(`/v1/networks/${net.id}/hosts`, { host_id: h.host.id, bridge_name: "qxdh0" });
+  const vm = await api.create("/v1/vms", { name: "leased", nics: [{ network_id: net.id }] });
+  const nic = (await api.get(`/v1/vms/${vm.id}/nics/net0`)).body;
+  const run = await claimedRun(api, "vm_start", vm.id);
+  for (const s of [startCheck, placeStep, ensureNetworksStep]) await s.run(run);
+  const attach = (await h.fake.state()).networks["qxdh0"];
+  assert.equal(attach.dhcp, true);
+  assert.deepEqual(attach.reservations, [
+    { mac: nic.mac_address, ip: nic.ip_address, hostname: "leased" },
+  ]);
+  await api.db.sql`update jobs set status = 'failed'`;
+  await api.db.sql`update vms set status = 'shutdown' where id = ${vm.id}`;
+  const del = await claimedRun(api, "vm_delete", vm.id);
+  for (const s of [deleteCheck, deleteOnNodeStep, removeRecordStep, releaseReservationsStep]) {
+    await s.run(del);
+  }
+  assert.deepEqual((await h.fake.state()).networks["qxdh0"].reservations ?? [], []);
 });

@@ -118,6 +118,10 @@ Deno.test("maintenance: probed and kept, never chosen, and not taken down", asyn
   await using h = await runningVm(api, "node-d");
   const patched = await api.patch(`/v1/hosts/${h.host.id}`, { status: "maintenance" });
   assert.equal(patched.body.status, "maintenance");
+  const [e] = await eventsAfter(api.db.sql, 0, { types: ["host.status_changed"] }).then((es) =>
+    es.filter((e) => e.data.status === "maintenance")
+  );
+  assert.equal(e.data.source, "api");
   const other = await api.create("/v1/vms", { name: "later" });
   const job = await api.awaitJob(await api.post(`/v1/vms/${other.id}/start`));
   assert.equal(job.status, "failed");

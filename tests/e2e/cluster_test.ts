@@ -270,6 +270,10 @@ Deno.test({
         await new Promise((r) => setTimeout(r, 300));
         const states = await cluster.db.sql`select status::text, count(*)::int as n from jobs
         where id = any(${jobs.map((j) => j.id)}::uuid[]) group by status`;
+        assert.ok(
+          states.some((r) => r.status !== "succeeded" && r.status !== "failed"),
+          `some jobs are under way when the control plane dies: ${JSON.stringify(states)}`,
+        );
         await cp.kill9();
         await cp.start();
         for (const j of jobs) {
