@@ -5,7 +5,11 @@
  * the storage object ready. A retry deletes a half-made file first; a final failure marks the
  * object `failed` with the reason.
  */
-import { FailedPreconditionError, InternalError } from "../../shared/errors/errors.ts";
+import {
+  DeadlineExceededError,
+  FailedPreconditionError,
+  InternalError,
+} from "../../shared/errors/errors.ts";
 import type { node } from "../../shared/proto/mod.ts";
 import { getHost, type HostRow } from "../db/hosts.ts";
 import { run } from "../db/query.ts";
@@ -13,6 +17,9 @@ import { storageObjects } from "../db/storage_objects.ts";
 import { objectFile } from "../domain/node_spec.ts";
 import { applyPool } from "../nodes/attachments.ts";
 import type { JobContext, Step } from "./plan.ts";
+
+/** A disk creation whose node is silent this many call timeouts long is abandoned. */
+const DISK_IDLE_FACTOR = 6;
 
 /** The params the disk routes queue (see api/storage_pools.ts). */
 export interface DiskParams {
@@ -106,18 +113,35 @@ export const createDiskStep: Step = {
     ctx.data.create_started = true;
     await ctx.save();
     let final: node.TransferResponse | undefined;
-    for await (
-      const msg of client.stream("CreateDisk", (o, n) => n.files.createDisk(req, o), {
-        signal: ctx.signal,
-      })
-    ) {
-      if (msg.isFinal) {
-        final = msg;
-        break;
+    // A download may take long, but a node that stops reporting is stuck: give up on it.
+    const idleMs = DISK_IDLE_FACTOR * ctx.svc.config.nodes.call_timeout_ms;
+    const idle = new AbortController();
+    let timer = setTimeout(() => idle.abort(), idleMs);
+    try {
+      for await (
+        const msg of client.stream("CreateDisk", (o, n) => n.files.createDisk(req, o), {
+          signal: AbortSignal.any([ctx.signal, idle.signal]),
+        })
+      ) {
+        clearTimeout(timer);
+        timer = setTimeout(() => idle.abort(), idleMs);
+        if (msg.isFinal) {
+          final = msg;
+          break;
+        }
+        const total = Number(msg.totalBytes);
+        const done = Number(msg.bytesWritten);
+        await ctx.progress(total > 0 ? done / total : 0, `${done} of ${total || "?"} bytes`);
       }
-      const total = Number(msg.totalBytes);
-      const done = Number(msg.bytesWritten);
-      await ctx.progress(total > 0 ? done / total : 0, `${done} of ${total || "?"} bytes`);
+    } catch (err) {
+      if (idle.signal.aborted && !ctx.signal.aborted) {
+        throw new DeadlineExceededError(
+          `node ${host.name} reported no progress creating the disk for ${idleMs / 1000} s`,
+        );
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
     }
     if (!final) throw new InternalError(`node ${host.name} ended CreateDisk without a result`);
     if (!final.success) {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { DeadlineExceededError } from "../../shared/errors/errors.ts";
 import { createTestApi, fastConfig } from "../../tests/support/api.ts";
 import { addFakeHost, claimedRun } from "../../tests/support/orchestration.ts";
 import { eventsAfter } from "../events/store.ts";
@@ -96,4 +97,28 @@ Deno.test("disk_create steps: a node with the pool, progress into the job, objec
     assert.equal(obj.status, "failed");
     assert.equal(obj.status_reason, "disk full");
   });
+});
+
+Deno.test("disk_create: a node that stops reporting progress is given up on (retryable)", async () => {
+  const cfg = fastConfig();
+  await using api = await createTestApi({ ...cfg, nodes: { ...cfg.nodes!, call_timeout_ms: 100 } });
+  const h = await addFakeHost(api, "n1");
+  await using _fake = h.fake;
+  const pool = await api.create("/v1/storage-pools", { name: "p", path: "/srv/p" });
+  await api.create(`/v1/storage-pools/${pool.id}/hosts`, { host_id: h.host.id });
+  const queued = await api.post(`/v1/storage-pools/${pool.id}/disks`, {
+    name: "stuck",
+    size_bytes: 1024 * 1024,
+  });
+  await api.db.sql`update jobs set status = 'failed'`;
+  const run = await claimedRun(api, "disk_create", queued.body.resource_id, queued.body.params);
+  await chooseNodeStep.run(run);
+  await h.fake.delay("createDisk", 3000);
+  const t0 = Date.now();
+  await assert.rejects(() => createDiskStep.run(run), (e) => {
+    assert.ok(e instanceof DeadlineExceededError);
+    assert.match(e.message, /reported no progress creating the disk for 0\.6 s/);
+    return true;
+  });
+  assert.ok(Date.now() - t0 < 2500);
 });
