@@ -15,7 +15,13 @@ import {
 } from "nice-grpc";
 import { deadlineMiddleware } from "nice-grpc-client-middleware-deadline";
 import { fromGrpcError } from "../../shared/errors/grpc.ts";
-import { type QaraxError, UnavailableError } from "../../shared/errors/errors.ts";
+import {
+  FailedPreconditionError,
+  PermissionDeniedError,
+  type QaraxError,
+  UnauthenticatedError,
+  UnavailableError,
+} from "../../shared/errors/errors.ts";
 import { FileTransferServiceDefinition, VmServiceDefinition } from "../../shared/proto/mod.ts";
 
 export type VmClient = Client<typeof VmServiceDefinition>;
@@ -206,8 +212,19 @@ export class NodeClient {
       onTrailer: (t) => trailer = t,
       ...(timeoutMs === undefined ? {} : { deadline: new Date(Date.now() + timeoutMs) }),
     };
-    const error = (what: string, err: unknown) =>
-      fromGrpcError(err as ClientError, `${this.#label}: ${what}`, trailer);
+    const error = (what: string, err: unknown) => {
+      const e = fromGrpcError(err as ClientError, `${this.#label}: ${what}`, trailer);
+      // The node refusing our token is a setup problem of this control plane, not the
+      // caller's credentials (a 401 to an API user would mislead).
+      if (e instanceof UnauthenticatedError || e instanceof PermissionDeniedError) {
+        return new FailedPreconditionError(
+          `${this.#label}: ${what}: the node refused the control plane's token (${e.message}); ` +
+            "nodes.auth_token must equal the node's node.auth_token",
+          { cause: e },
+        );
+      }
+      return e;
+    };
     return { opts, error };
   }
 

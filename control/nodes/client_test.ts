@@ -4,7 +4,6 @@ import {
   DeadlineExceededError,
   FailedPreconditionError,
   NotFoundError,
-  UnauthenticatedError,
   UnavailableError,
 } from "../../shared/errors/errors.ts";
 import { startFakeNode } from "../../tests/support/fake_node.ts";
@@ -51,14 +50,18 @@ Deno.test("node client: token, deadline, and errors mapped back to domain errors
   }
 });
 
-Deno.test("node client: a wrong token is unauthenticated; no node is unavailable", async () => {
+Deno.test("node client: a refused token is a setup problem; no node is unavailable", async () => {
   await using fake = await startFakeNode({ token: "s3cret" });
   const pool = new NodePool({ token: "wrong", callTimeoutMs: 2000 });
   try {
     const c = pool.get(target(fake.port));
     await assert.rejects(
       () => c.call("GetNodeInfo", (o, n) => n.vm.getNodeInfo({}, o)),
-      UnauthenticatedError,
+      (e) => {
+        assert.ok(e instanceof FailedPreconditionError);
+        assert.match(e.message, /refused the control plane's token .*nodes\.auth_token/);
+        return true;
+      },
     );
     await fake.stop();
     pool.reset("h1");
