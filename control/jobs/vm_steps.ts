@@ -8,6 +8,7 @@ import {
   DeadlineExceededError,
   FailedPreconditionError,
   NotFoundError,
+  UnavailableError,
 } from "../../shared/errors/errors.ts";
 import { node } from "../../shared/proto/mod.ts";
 import { getHost, type HostRow } from "../db/hosts.ts";
@@ -482,7 +483,17 @@ export const deleteOnNodeStep: Step = {
       }
       await client.call("DeleteVM", (o, n) => n.vm.deleteVM(id, o), { signal: ctx.signal });
     } catch (err) {
-      if (!ctx.job.params.force || ctx.signal.aborted) throw err;
+      if (ctx.signal.aborted) throw err;
+      if (!ctx.job.params.force) {
+        if (err instanceof UnavailableError || err instanceof DeadlineExceededError) {
+          throw new UnavailableError(
+            `${err.message} (the VM is kept until its node answers; DELETE with force=true ` +
+              "removes it without the node)",
+            { cause: err },
+          );
+        }
+        throw err;
+      }
       ctx.data.node_error = (err as Error).message;
       ctx.log.warn("deleting without the node (force)", { err });
     }
