@@ -92,3 +92,17 @@ Deno.test("event filters: type, family, resource (and jobs working on it)", asyn
   assert.deepEqual(await types({ resource_ids: [vm] }), ["vm.status_changed", "job.succeeded"]);
   assert.deepEqual(await types({ resource_types: ["host"] }), ["host.status_changed"]);
 });
+
+Deno.test("retention: the leader deletes events older than events.retention_hours", async () => {
+  await using api = await createTestApi();
+  const bus = api.runtime.svc.events;
+  await bus.transaction((_tx, emit) => {
+    emit(event(1));
+    emit(event(2));
+  });
+  const hours = api.deps.config.events.retention_hours;
+  await api.db.sql`update events set time = now() - ${hours + 1} * interval '1 hour'
+                   where data->>'i' = '1'`;
+  assert.equal(await api.runtime.monitors.pruneEvents(), 1);
+  assert.deepEqual((await eventsAfter(api.db.sql, 0)).map((e) => e.data.i), [2]);
+});
