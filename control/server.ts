@@ -13,6 +13,7 @@ import { migrate } from "./db/migrate.ts";
 import { MIGRATIONS } from "../migrations/mod.ts";
 import { createApp } from "./api/app.ts";
 import type { AppDeps } from "./api/deps.ts";
+import { type Runtime, startRuntime } from "./runtime.ts";
 
 /** A running control plane. */
 export interface ServerHandle {
@@ -21,6 +22,7 @@ export interface ServerHandle {
   port: number;
   sql: Sql;
   deps: AppDeps;
+  runtime: Runtime;
   shutdown(): Promise<void>;
 }
 
@@ -52,18 +54,19 @@ export async function startServer(
   }
   const db = options.database ?? await openDatabase(config, log);
   const ownsDb = !options.database;
+  let runtime: Runtime | undefined;
   try {
     await migrate(db.sql, MIGRATIONS);
+    runtime = await startRuntime({ sql: db.sql, config, logger: log, database: db.kind });
+    const ac = new AbortController();
     const deps: AppDeps = {
-      sql: db.sql,
-      config,
-      logger: log,
+      ...runtime.svc,
+      shutdown: ac.signal,
       clock: () => new Date(),
       migrations: MIGRATIONS,
       database: { kind: db.kind, location: db.location },
     };
     const app = createApp(deps);
-    const ac = new AbortController();
     const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
     const server = Deno.serve({
       hostname: listen.hostname,
@@ -79,19 +82,28 @@ export async function startServer(
       docs: `${url}/docs`,
       database: db.kind,
       auth: config.auth.enabled,
+      instance: runtime.instance,
     });
+    const rt = runtime;
+    let stopping: Promise<void> | undefined;
     return {
       url,
       port: addr.port,
       sql: db.sql,
       deps,
-      async shutdown() {
-        ac.abort();
-        await server.finished;
-        if (ownsDb) await db.close();
+      runtime: rt,
+      shutdown() {
+        stopping ??= (async () => {
+          ac.abort();
+          await server.finished;
+          await rt.stop();
+          if (ownsDb) await db.close();
+        })();
+        return stopping;
       },
     };
   } catch (err) {
+    await runtime?.stop();
     if (ownsDb) await db.close();
     throw err;
   }

@@ -9,6 +9,7 @@ import { connectPostgres } from "../control/db/connect.ts";
 /** Debian package -> a check that tells whether what the tests need from it is present. */
 const PACKAGES: Record<string, () => Promise<boolean>> = {
   "iproute2": () => has("ip"),
+  "curl": () => has("curl"),
   "qemu-utils": () => has("qemu-img"),
   "dosfstools": () => has("mkfs.vfat"),
   "mtools": () => has("mcopy"),

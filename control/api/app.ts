@@ -19,6 +19,8 @@ import { jobsRouter } from "./jobs.ts";
 import { instanceTypesRouter } from "./instance_types.ts";
 import { networksRouter } from "./networks.ts";
 import { vmsRouter } from "./vms.ts";
+import { vmActionsRouter } from "./vm_actions.ts";
+import { eventsRouter } from "./events.ts";
 import { vmDevicesRouter } from "./vm_devices.ts";
 import { bootSourcesRouter } from "./boot_sources.ts";
 import { vmTemplatesRouter } from "./vm_templates.ts";
@@ -35,6 +37,7 @@ export const MAX_BODY_BYTES = 4 * 1024 * 1024;
 const RESOURCE_ROUTERS = [
   hostsRouter,
   vmsRouter,
+  vmActionsRouter,
   vmDevicesRouter,
   networksRouter,
   storagePoolsRouter,
@@ -43,6 +46,7 @@ const RESOURCE_ROUTERS = [
   instanceTypesRouter,
   vmTemplatesRouter,
   jobsRouter,
+  eventsRouter,
   auditLogsRouter,
 ];
 

@@ -83,6 +83,13 @@ export const PageQuery = {
   }),
 };
 
+/** `?force=true`: forget a host attachment even though the host's node cannot be reached. */
+export const ForceQuery = z.object({
+  force: z.enum(["true", "false"]).optional().openapi({
+    description: "Forget the attachment even though the host's node cannot be reached",
+  }),
+});
+
 /** Path parameter `{id}`. */
 export const IdParams = z.object({ id: Id.openapi({ param: { name: "id", in: "path" } }) });
 

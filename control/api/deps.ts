@@ -1,12 +1,10 @@
 /**
- * What the HTTP app is built from (`AppDeps`) and the per-request context every handler sees
- * (`AppEnv`). Later layers add their services to AppDeps (job queue, node clients, event bus)
- * without changing how routers are built.
+ * What the HTTP app is built from (`AppDeps`: the process's services plus what only the HTTP
+ * layer needs) and the per-request context every handler sees (`AppEnv`).
  */
-import type { Sql } from "postgres";
-import type { ControlConfig } from "../../shared/config/schema.ts";
 import type { Logger } from "../../shared/log/logger.ts";
 import type { Migration } from "../../migrations/mod.ts";
+import type { Services } from "../services.ts";
 
 /** Which database the control plane runs on. */
 export interface DatabaseInfo {
@@ -16,10 +14,9 @@ export interface DatabaseInfo {
 }
 
 /** Everything the app needs from the outside world. */
-export interface AppDeps {
-  sql: Sql;
-  config: ControlConfig;
-  logger: Logger;
+export interface AppDeps extends Services {
+  /** Aborted when the process shuts down: ends event streams and long polls. */
+  shutdown: AbortSignal;
   /** Current time; replaced in tests. */
   clock: () => Date;
   /** Migrations that must be applied for `/readyz` to answer ready. */

@@ -1,6 +1,7 @@
 /**
- * `/v1/hosts`: hypervisor hosts (registration, metadata, maintenance) and their resource
- * ledger. Connecting to the node (init, health) belongs to the orchestration layer.
+ * `/v1/hosts`: hypervisor hosts (registration, metadata, maintenance), initialisation against
+ * their node (`POST /v1/hosts/{id}/init`, synchronous with the node call's deadline) and their
+ * resource ledger. After init the health monitor keeps the status current by itself.
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import {
@@ -18,15 +19,17 @@ import {
   type HostRow,
   insertHost,
   listHosts,
-  updateHost,
   vmsOnHost,
 } from "../db/hosts.ts";
 import { transaction } from "../db/query.ts";
+import { initHost } from "../nodes/hosts.ts";
+import { changeHostStatus } from "../events/status.ts";
 import { audit } from "./audit.ts";
 import {
   Architecture,
   body,
   checkIfMatch,
+  ErrorBody,
   errors,
   Id,
   IdParams,
@@ -72,7 +75,13 @@ export const Host = z.object({
   cloud_hypervisor_version: z.string().nullable(),
   kernel_version: z.string().nullable(),
   node_version: z.string().nullable(),
-  last_seen_at: Timestamp.nullable(),
+  cloud_hypervisor_emulated: z.boolean().nullable().openapi({
+    description: "True when the node runs the qarax Cloud Hypervisor emulator (no real VMs)",
+  }),
+  kvm_available: z.boolean().nullable(),
+  disk_total_bytes: z.int().nullable(),
+  disk_available_bytes: z.int().nullable(),
+  last_seen_at: Timestamp.nullable().openapi({ description: "Last answer from the node" }),
   created_at: Timestamp,
   updated_at: Timestamp,
 }).openapi("Host");
@@ -121,6 +130,19 @@ const HostResources = z.object({
   vm_count: z.int().openapi({ description: "VMs holding resources on the host" }),
 }).openapi("HostResources");
 
+const HostInit = z.object({
+  host: Host,
+  attachments: z.object({
+    networks: z.int().openapi({ description: "Network attachments applied on the node" }),
+    storage_pools: z.int().openapi({ description: "Storage pool attachments applied" }),
+    failed: z.array(z.object({
+      kind: z.enum(["network", "storage_pool"]),
+      id: Id,
+      error: z.string(),
+    })).openapi({ description: "Attachments the node refused (also marked failed)" }),
+  }),
+}).openapi("HostInit");
+
 const ListQuery = z.object({
   ...PageQuery,
   name: z.string().optional(),
@@ -157,8 +179,7 @@ export function hostsRouter(deps: AppDeps) {
       path: "/hosts",
       tags,
       summary: "Register a host",
-      description:
-        "The host starts as `unknown`; initialising it (connecting to its node) comes later.",
+      description: "The host starts as `unknown`; `POST /v1/hosts/{id}/init` connects to its node.",
       request: { body: body(NewHost) },
       responses: { 201: json(Host, "The registered host", true), ...errors(400, 409, 422) },
     }),
@@ -208,7 +229,7 @@ export function hostsRouter(deps: AppDeps) {
     async (c) => {
       const { id } = c.req.valid("param");
       const patch = c.req.valid("json");
-      const row = await transaction(deps.sql, async (tx) => {
+      const row = await deps.events.transaction(async (tx, emit) => {
         const current = await getHost(tx, id, true);
         if (!current) throw notFound(id);
         checkIfMatch(c, current.version, `host ${id}`);
@@ -227,9 +248,11 @@ export function hostsRouter(deps: AppDeps) {
           }
           fields.labels = parsed.data;
         }
+        let status: HostRow["status"] | undefined;
+        let reason: string | null | undefined;
         if (patch.status === "maintenance" && current.status !== "maintenance") {
-          fields.status = "maintenance";
-          fields.status_reason = `maintenance requested by ${c.get("actor")}`;
+          status = "maintenance";
+          reason = `maintenance requested by ${c.get("actor")}`;
         } else if (patch.status === "up" && current.status !== "up") {
           if (current.status !== "maintenance") {
             throw new FailedPreconditionError(
@@ -237,11 +260,16 @@ export function hostsRouter(deps: AppDeps) {
               { details: [{ field: "status", message: `is ${current.status}` }] },
             );
           }
-          fields.status = "up";
-          fields.status_reason = null;
+          // The health monitor takes it down again if its node does not answer.
+          status = "up";
+          reason = null;
         }
-        const updated = await updateHost(tx, id, fields);
+        // Status changes are recorded as events like every other host status change.
+        const { row: updated } = await changeHostStatus(tx, emit, id, status, reason, {
+          source: "api",
+        }, { facts: fields });
         if (!updated) throw notFound(id);
+        if (status) fields.status = status;
         await audit(tx, c, {
           action: "update",
           resource_type: "host",
@@ -287,6 +315,49 @@ export function hostsRouter(deps: AppDeps) {
         });
       });
       return c.body(null, 204);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/hosts/{id}/init",
+      tags,
+      summary: "Initialise a host from its node",
+      description: "Connects to the host's qarax-node (within `nodes.call_timeout_ms`), stores " +
+        "its capacity and versions, sets it `up` (a host in maintenance stays there) and " +
+        "re-applies its network and storage pool attachments. An unreachable node answers 503 " +
+        "and leaves the host `down`; the health monitor brings it up once it answers.",
+      request: { params: IdParams },
+      responses: {
+        200: json(HostInit, "The initialised host and its attachments"),
+        ...errors(404, 409),
+        503: json(ErrorBody, "The node did not answer"),
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const result = await initHost(deps, id, { source: "api" });
+      await transaction(deps.sql, (tx) =>
+        audit(tx, c, {
+          action: "init",
+          resource_type: "host",
+          resource_id: id,
+          summary: {
+            name: result.host.name,
+            status: result.host.status,
+            failed_attachments: result.attachments.failed.length,
+          },
+        }));
+      const { version: _, ...host } = result.host;
+      return c.json({
+        host,
+        attachments: {
+          networks: result.attachments.networks,
+          storage_pools: result.attachments.pools,
+          failed: result.attachments.failed,
+        },
+      }, 200);
     },
   );
 

@@ -1,6 +1,9 @@
 /**
  * `/v1/networks`: managed networks (type bridge now; macvtap and vlan reserved), their host
- * attachments (the bridge each host uses), and the addresses IPAM has handed out.
+ * attachments (the bridge each host uses), and the addresses IPAM has handed out. Attaching
+ * and detaching reach the host's node synchronously when the host is `up` (a refusal answers
+ * the node's error and changes nothing); a host that is not up gets the attachment `pending`,
+ * applied when it is initialised or comes back.
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import {
@@ -22,6 +25,7 @@ import {
 import { allocationOf, listAllocations } from "../db/ip_allocations.ts";
 import { type NetworkRow, networks, networkUsage } from "../db/networks.ts";
 import { transaction } from "../db/query.ts";
+import { applyNetwork, detachNetworkOnNode, talksToNode } from "../nodes/attachments.ts";
 import { checkStaticAddress } from "../domain/ipam.ts";
 import { audit } from "./audit.ts";
 import {
@@ -29,6 +33,7 @@ import {
   defined,
   Description,
   errors,
+  ForceQuery,
   Id,
   IdParams,
   IfMatchHeaders,
@@ -351,14 +356,15 @@ export function networksRouter(deps: AppDeps) {
       path: "/networks/{id}/hosts",
       tags,
       summary: "Attach the network to a host through a bridge",
-      description: "Recorded as `pending`; the host's node creates the bridge when initialised.",
+      description: "On an `up` host the node creates the bridge now (`ready`); otherwise the " +
+        "attachment is `pending` until the host is initialised or comes back up.",
       request: { params: IdParams, body: body(AttachBody) },
       responses: { 201: json(Attachment, "Attached", true), ...errors(400, 404, 409, 422) },
     }),
     async (c) => {
       const { id } = c.req.valid("param");
       const input = c.req.valid("json");
-      const row = await transaction(deps.sql, async (tx) => {
+      const { n, host, att } = await transaction(deps.sql, async (tx) => {
         const n = await networkOr404(tx, id, true);
         const host = await getHost(tx, input.host_id);
         if (!host) throw InvalidArgumentError.field("host_id", `host ${input.host_id} not found`);
@@ -368,7 +374,19 @@ export function networksRouter(deps: AppDeps) {
           bridge_name: input.bridge_name,
           parent_interface: input.parent_interface ?? null,
         });
-        await audit(tx, c, {
+        return { n, host, att };
+      });
+      let row = att;
+      if (talksToNode(host.status)) {
+        try {
+          row = (await applyNetwork(deps, host, id)) ?? att;
+        } catch (err) {
+          await detachNetwork(deps.sql, id, host.id);
+          throw err;
+        }
+      }
+      await transaction(deps.sql, (tx) =>
+        audit(tx, c, {
           action: "attach_host",
           resource_type: RT,
           resource_id: id,
@@ -377,10 +395,9 @@ export function networksRouter(deps: AppDeps) {
             host_id: host.id,
             host: host.name,
             bridge_name: att.bridge_name,
+            status: row.status,
           },
-        });
-        return att;
-      });
+        }));
       c.header("Location", `/v1/networks/${id}/hosts/${input.host_id}`);
       return c.json(withEtag(c, row), 201);
     },
@@ -409,13 +426,17 @@ export function networksRouter(deps: AppDeps) {
       path: "/networks/{id}/hosts/{host_id}",
       tags,
       summary: "Detach the network from a host",
-      description: "Refused (409) while VMs placed on the host have NICs on the network.",
-      request: { params: HostParams },
+      description: "Refused (409) while VMs placed on the host have NICs on the network. The " +
+        "node removes the bridge first; a `down` host refuses (409) unless " +
+        "`force=true`, which only forgets the attachment.",
+      request: { params: HostParams, query: ForceQuery },
       responses: { 204: { description: "Detached" }, ...errors(404, 409) },
     }),
     async (c) => {
       const { id, host_id } = c.req.valid("param");
-      await transaction(deps.sql, async (tx) => {
+      const force = c.req.valid("query").force === "true";
+      // Checks, then the node (outside any transaction), then the record.
+      const check = async (tx: Parameters<typeof networks.get>[0]) => {
         const n = await networkOr404(tx, id, true);
         const users = await vmsUsingNetworkOnHost(tx, id, host_id);
         if (users.length) {
@@ -423,14 +444,29 @@ export function networksRouter(deps: AppDeps) {
             `network ${n.name} is in use on that host by vm(s) ${users.join(", ")}`,
           );
         }
-        if (!await detachNetwork(tx, id, host_id)) {
-          throw new NotFoundError(`network ${id} is not attached to host ${host_id}`);
-        }
+        const att = await getNetworkAttachment(tx, id, host_id);
+        if (!att) throw new NotFoundError(`network ${id} is not attached to host ${host_id}`);
+        return { n, att, host: await getHost(tx, host_id) };
+      };
+      const { n, att, host } = await check(deps.sql);
+      // A pending attachment never reached the node: there is nothing to undo there.
+      if (host && att.status !== "pending" && talksToNode(host.status)) {
+        await detachNetworkOnNode(deps, host, n, att);
+      } else if (host && att.status !== "pending" && host.status === "down" && !force) {
+        throw new FailedPreconditionError(
+          `host ${host.name} is ${host.status}: its node cannot remove bridge ` +
+            `${att.bridge_name} now; retry when it is up, or pass force=true to forget the ` +
+            "attachment anyway",
+        );
+      }
+      await transaction(deps.sql, async (tx) => {
+        await check(tx);
+        await detachNetwork(tx, id, host_id);
         await audit(tx, c, {
           action: "detach_host",
           resource_type: RT,
           resource_id: id,
-          summary: { name: n.name, host_id },
+          summary: { name: n.name, host_id, bridge_name: att.bridge_name },
         });
       });
       return c.body(null, 204);

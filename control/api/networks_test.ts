@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createTestApi, fieldsOf } from "../../tests/support/api.ts";
+import { createTestApi, fastConfig, fieldsOf } from "../../tests/support/api.ts";
 
 Deno.test("networks API: CRUD, validation, host attachments", async (t) => {
   await using api = await createTestApi();
@@ -118,7 +118,7 @@ Deno.test("networks API: CRUD, validation, host attachments", async (t) => {
 });
 
 Deno.test("IPAM: 50 parallel NICs get distinct addresses; the next is a clear 409", async (t) => {
-  await using api = await createTestApi();
+  await using api = await createTestApi(fastConfig(), { active: true });
   // /26 = 62 host addresses, minus the gateway = 61; 11 are taken by static reservations below.
   const net = await api.create("/v1/networks", {
     name: "small",
@@ -210,7 +210,8 @@ Deno.test("IPAM: 50 parallel NICs get distinct addresses; the next is a clear 40
     assert.equal(again.body.ip_address, nic.ip_address, "the released address is reused");
     assert.notEqual(again.body.mac_address, nic.mac_address);
     // Deleting a VM releases all of its addresses.
-    assert.equal((await api.del(`/v1/vms/${vm.id}`)).status, 204);
+    const deleted = await api.awaitJob(await api.del(`/v1/vms/${vm.id}`));
+    assert.equal(deleted.status, "succeeded");
     const end = await api.get(`/v1/networks/${net.id}/ips?limit=1000`);
     assert.equal(end.body.items.length, 50);
   });

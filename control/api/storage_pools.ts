@@ -1,7 +1,9 @@
 /**
  * `/v1/storage-pools`: pools (local now, nfs reserved), their host attachments, and the disk
- * creation routes (blank raw/qcow2, linked clone, download). Disk creation validates, records
- * the object as `creating` and queues a `disk_create` job that a node executes (202 + job).
+ * creation routes (blank raw/qcow2, linked clone, download). Attaching and detaching reach the
+ * host's node synchronously when it is `up` (like networks: a refusal changes nothing; a host
+ * that is not up gets the attachment `pending`). Disk creation validates, records the object
+ * as `creating` and queues a `disk_create` job that a node attached to the pool runs.
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import {
@@ -17,8 +19,8 @@ import {
   getPoolAttachment,
   listPoolAttachments,
 } from "../db/host_storage_pools.ts";
-import { insertJob } from "../db/jobs.ts";
 import { transaction } from "../db/query.ts";
+import { applyPool, detachPoolOnNode, talksToNode } from "../nodes/attachments.ts";
 import { storageObjects } from "../db/storage_objects.ts";
 import { poolUsage, type StoragePoolRow, storagePools } from "../db/storage_pools.ts";
 import { defaultDiskPath, objectPathInPool } from "../domain/storage_paths.ts";
@@ -29,6 +31,7 @@ import {
   defined,
   Description,
   errors,
+  ForceQuery,
   Id,
   IdParams,
   IfMatchHeaders,
@@ -44,7 +47,7 @@ import {
 } from "./common.ts";
 import { createResource, deleteResource, getResource, patchResource } from "./crud.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
-import { Job } from "./jobs.ts";
+import { acceptJob, IdempotencyHeaders, Job } from "./jobs.ts";
 
 const PoolType = z.enum(["local", "nfs"]);
 const PoolStatus = z.enum(["active", "inactive", "error"]);
@@ -301,26 +304,36 @@ export function storagePoolsRouter(deps: AppDeps) {
       path: "/storage-pools/{id}/hosts",
       tags,
       summary: "Attach the pool to a host",
-      description: "Recorded as `pending`; the host's node applies it when initialised.",
+      description: "On an `up` host the node makes the pool available now (`ready`); " +
+        "otherwise the attachment is `pending` until the host is initialised or comes back up.",
       request: { params: IdParams, body: body(AttachBody) },
       responses: { 201: json(PoolAttachment, "Attached", true), ...errors(400, 404, 409, 422) },
     }),
     async (c) => {
       const { id } = c.req.valid("param");
       const { host_id } = c.req.valid("json");
-      const row = await transaction(deps.sql, async (tx) => {
+      const { pool, host, att } = await transaction(deps.sql, async (tx) => {
         const pool = await poolOr404(id, true, tx);
         const host = await getHost(tx, host_id);
         if (!host) throw InvalidArgumentError.field("host_id", `host ${host_id} not found`);
-        const att = await attachPool(tx, id, host_id);
-        await audit(tx, c, {
+        return { pool, host, att: await attachPool(tx, id, host_id) };
+      });
+      let row = att;
+      if (talksToNode(host.status)) {
+        try {
+          row = (await applyPool(deps, host, id)) ?? att;
+        } catch (err) {
+          await detachPool(deps.sql, id, host.id);
+          throw err;
+        }
+      }
+      await transaction(deps.sql, (tx) =>
+        audit(tx, c, {
           action: "attach_host",
           resource_type: RT,
           resource_id: id,
-          summary: { name: pool.name, host_id, host: host.name },
-        });
-        return att;
-      });
+          summary: { name: pool.name, host_id, host: host.name, status: row.status },
+        }));
       c.header("Location", `/v1/storage-pools/${id}/hosts/${host_id}`);
       return c.json(withEtag(c, row), 201);
     },
@@ -349,13 +362,29 @@ export function storagePoolsRouter(deps: AppDeps) {
       path: "/storage-pools/{id}/hosts/{host_id}",
       tags,
       summary: "Detach the pool from a host",
-      request: { params: HostParams },
-      responses: { 204: { description: "Detached" }, ...errors(404) },
+      description:
+        "The node forgets the pool first (its files stay); a `down` host refuses (409) " +
+        "unless `force=true`, which only forgets the attachment.",
+      request: { params: HostParams, query: ForceQuery },
+      responses: { 204: { description: "Detached" }, ...errors(404, 409) },
     }),
     async (c) => {
       const { id, host_id } = c.req.valid("param");
+      const force = c.req.valid("query").force === "true";
+      const pool = await poolOr404(id);
+      const att = await getPoolAttachment(deps.sql, id, host_id);
+      if (!att) throw new NotFoundError(`storage pool ${id} is not attached to host ${host_id}`);
+      const host = await getHost(deps.sql, host_id);
+      // A pending attachment never reached the node: there is nothing to undo there.
+      if (host && att.status !== "pending" && talksToNode(host.status)) {
+        await detachPoolOnNode(deps, host, pool);
+      } else if (host && att.status !== "pending" && host.status === "down" && !force) {
+        throw new FailedPreconditionError(
+          `host ${host.name} is ${host.status}: its node cannot release pool ${pool.name} now; ` +
+            "retry when it is up, or pass force=true to forget the attachment anyway",
+        );
+      }
       await transaction(deps.sql, async (tx) => {
-        const pool = await poolOr404(id, true, tx);
         if (!await detachPool(tx, id, host_id)) {
           throw new NotFoundError(`storage pool ${id} is not attached to host ${host_id}`);
         }
@@ -381,61 +410,55 @@ export function storagePoolsRouter(deps: AppDeps) {
       description:
         "Records the storage object as `creating` and queues a `disk_create` job that a " +
         "node attached to the pool executes. Poll the job (`Location`) for progress.",
-      request: { params: IdParams, body: body(CreateDisk) },
+      request: { params: IdParams, headers: IdempotencyHeaders, body: body(CreateDisk) },
       responses: { 202: json(Job, "The queued job", true), ...errors(400, 404, 409, 422) },
     }),
     async (c) => {
       const { id } = c.req.valid("param");
       const input = c.req.valid("json");
-      const job = await transaction(deps.sql, async (tx) => {
-        const pool = await poolOr404(id, true, tx);
-        const plan = await planDisk(tx, pool, input);
-        const objectId = crypto.randomUUID();
-        const path = input.path === undefined
-          ? defaultDiskPath(objectId, plan.format)
-          : objectPathInPool(pool.path, input.path);
-        const object = await storageObjects.insert(tx, {
-          id: objectId,
-          name: input.name,
-          storage_pool_id: id,
-          type: plan.type,
-          format: plan.format,
-          path,
-          size_bytes: plan.size_bytes,
-          parent_id: plan.base?.id ?? null,
-          status: "creating",
-          source_url: input.source_url ?? null,
-          sha256: input.sha256 ?? null,
-        });
-        const job = await insertJob(tx, {
-          type: "disk_create",
-          resource_type: "storage_object",
-          resource_id: object.id,
-          params: {
-            kind: plan.kind,
+      const objectId = crypto.randomUUID();
+      return await acceptJob(c, deps, {
+        type: "disk_create",
+        resource_type: "storage_object",
+        resource_id: objectId,
+        creates: true,
+        action: "create_disk",
+        async check(tx) {
+          const pool = await poolOr404(id, true, tx);
+          const plan = await planDisk(tx, pool, input);
+          const path = input.path === undefined
+            ? defaultDiskPath(objectId, plan.format)
+            : objectPathInPool(pool.path, input.path);
+          const object = await storageObjects.insert(tx, {
+            id: objectId,
+            name: input.name,
             storage_pool_id: id,
-            pool_path: pool.path,
-            path,
+            type: plan.type,
             format: plan.format,
+            path,
             size_bytes: plan.size_bytes,
-            base_path: plan.base?.path ?? null,
-            base_format: plan.base?.format ?? null,
+            parent_id: plan.base?.id ?? null,
+            status: "creating",
             source_url: input.source_url ?? null,
             sha256: input.sha256 ?? null,
-          },
-          actor: c.get("actor"),
-          request_id: c.get("requestId"),
-        });
-        await audit(tx, c, {
-          action: "create_disk",
-          resource_type: "storage_object",
-          resource_id: object.id,
-          summary: { name: object.name, kind: plan.kind, pool: pool.name, job_id: job.id },
-        });
-        return job;
-      });
-      c.header("Location", `/v1/jobs/${job.id}`);
-      return c.json(withEtag(c, job), 202);
+          });
+          return {
+            summary: { name: object.name, kind: plan.kind, pool: pool.name },
+            params: {
+              kind: plan.kind,
+              storage_pool_id: id,
+              pool_path: pool.path,
+              path,
+              format: plan.format,
+              size_bytes: plan.size_bytes,
+              base_path: plan.base?.path ?? null,
+              base_format: plan.base?.format ?? null,
+              source_url: input.source_url ?? null,
+              sha256: input.sha256 ?? null,
+            },
+          };
+        },
+      }) as never;
     },
   );
 

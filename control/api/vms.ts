@@ -2,14 +2,10 @@
  * `/v1/vms`: VM definitions. Create resolves each field from the request, an instance type, a
  * template and the server defaults, and adds the disks and NICs in the same transaction.
  * PATCH changes only what the VM's status allows (the action table in `domain/vm_status.ts`).
- * Starting, stopping and deleting a provisioned VM need its node (orchestration layer).
+ * Lifecycle actions and delete are jobs (vm_actions.ts).
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import {
-  FailedPreconditionError,
-  InvalidArgumentError,
-  NotFoundError,
-} from "../../shared/errors/errors.ts";
+import { InvalidArgumentError, NotFoundError } from "../../shared/errors/errors.ts";
 import { bootSources } from "../db/boot_sources.ts";
 import { instanceTypes } from "../db/instance_types.ts";
 import { networks } from "../db/networks.ts";
@@ -324,44 +320,6 @@ export function vmsRouter(deps: AppDeps) {
         return updated;
       });
       return c.json(withEtag(c, row), 200);
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: "delete",
-      path: "/vms/{id}",
-      tags,
-      summary: "Delete a VM",
-      description:
-        "A VM that was never provisioned (`created`) is deleted at once, releasing its " +
-        "addresses; deleting a VM that a node knows goes through that node.",
-      request: { params: IdParams, headers: IfMatchHeaders },
-      responses: { 204: { description: "Deleted" }, ...errors(404, 409, 412) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      await transaction(deps.sql, async (tx) => {
-        const vm = await vms.get(tx, id, true);
-        if (!vm) throw notFound(id);
-        checkIfMatch(c, vm.version, `vm ${id}`);
-        assertVmAction(vm, "delete");
-        if (vm.status !== "created") {
-          throw new FailedPreconditionError(
-            `vm ${vm.name} is ${vm.status} on host ${vm.host_id ?? "(none)"}; deleting it ` +
-              "needs its node, which this version of the API does not drive yet",
-            { details: [{ field: "status", message: `is ${vm.status}` }] },
-          );
-        }
-        await vms.remove(tx, id);
-        await audit(tx, c, {
-          action: "delete",
-          resource_type: "vm",
-          resource_id: id,
-          summary: { name: vm.name },
-        });
-      });
-      return c.body(null, 204);
     },
   );
 

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { createTestApi, fieldsOf } from "../../tests/support/api.ts";
+import { createTestApi, fastConfig, fieldsOf } from "../../tests/support/api.ts";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
 Deno.test("VMs API", async (t) => {
-  await using api = await createTestApi();
+  await using api = await createTestApi(fastConfig(), { active: true });
   const pool = await api.create("/v1/storage-pools", { name: "local", path: "/pools/local" });
   const obj = (name: string, type: string, extra: Record<string, unknown> = {}) =>
     api.create("/v1/storage-objects", {
@@ -284,16 +284,19 @@ Deno.test("VMs API", async (t) => {
     assert.ok(!ips.some((a: { ip_address: string }) => a.ip_address === net7.ip_address));
   });
 
-  await t.step("delete: created VMs at once; provisioned ones need their node", async () => {
-    const refused = await api.del(`/v1/vms/${vm.id}`);
-    assert.equal(refused.status, 409);
-    assert.match(refused.body.message, /is shutdown/);
+  await t.step("delete: 202 + a job; refused while starting; honours If-Match", async () => {
     await api.db.sql`update vms set status = 'pending' where id = ${vm.id}`;
     const pending = await api.del(`/v1/vms/${vm.id}`);
+    assert.equal(pending.status, 409);
     assert.match(pending.body.message, /cannot delete vm .*: it is pending/);
-    await api.db.sql`update vms set status = 'created' where id = ${vm.id}`;
+    await api.db.sql`update vms set status = 'shutdown' where id = ${vm.id}`;
     assert.equal((await api.del(`/v1/vms/${vm.id}`, { "if-match": '"1"' })).status, 412);
-    assert.equal((await api.del(`/v1/vms/${vm.id}`)).status, 204);
+    const res = await api.del(`/v1/vms/${vm.id}`);
+    assert.equal(res.status, 202);
+    assert.equal(res.headers.get("location"), `/v1/jobs/${res.body.id}`);
+    assert.equal(res.body.type, "vm_delete");
+    const job = await api.awaitJob(res);
+    assert.equal(job.status, "succeeded", JSON.stringify(job.error));
     assert.equal((await api.get(`/v1/vms/${vm.id}`)).status, 404);
     assert.equal((await api.get(`/v1/vms/${vm.id}/nics`)).status, 404);
     const audit = await api.get(`/v1/audit-logs?resource_id=${vm.id}`);

@@ -32,6 +32,10 @@ export interface HostRow {
   cloud_hypervisor_version: string | null;
   kernel_version: string | null;
   node_version: string | null;
+  cloud_hypervisor_emulated: boolean | null;
+  kvm_available: boolean | null;
+  disk_total_bytes: number | null;
+  disk_available_bytes: number | null;
   last_seen_at: Date | null;
   created_at: Date;
   updated_at: Date;
@@ -56,6 +60,10 @@ export const HOST_COLUMNS = [
   "cloud_hypervisor_version",
   "kernel_version",
   "node_version",
+  "cloud_hypervisor_emulated",
+  "kvm_available",
+  "disk_total_bytes",
+  "disk_available_bytes",
   "last_seen_at",
   "created_at",
   "updated_at",

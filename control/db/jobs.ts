@@ -1,6 +1,6 @@
 /**
- * Queries of `jobs`. This issue creates pending jobs and reads them; the orchestration layer
- * adds claiming (`FOR UPDATE SKIP LOCKED` on `jobs_claim`), leases and completion here.
+ * Queries of `jobs`: creating and reading them. Claiming, leases and completion are the
+ * queue's (`control/jobs/queue.ts`).
  */
 import { ConflictError } from "../../shared/errors/errors.ts";
 import type { Db, Page, PageOf } from "./query.ts";
@@ -10,7 +10,16 @@ export const JOB_STATUSES = ["pending", "running", "succeeded", "failed", "cance
 export type JobStatus = typeof JOB_STATUSES[number];
 
 /** Job types known to this version; a job's `type` selects its plan. */
-export const JOB_TYPES = ["disk_create"] as const;
+export const JOB_TYPES = [
+  "vm_start",
+  "vm_stop",
+  "vm_force_stop",
+  "vm_pause",
+  "vm_resume",
+  "vm_reboot",
+  "vm_delete",
+  "disk_create",
+] as const;
 export type JobType = typeof JOB_TYPES[number];
 
 /** A job row. */
@@ -52,7 +61,7 @@ export interface NewJob {
 }
 
 const TABLE = "jobs";
-/** Columns served by the API (internal: checkpoint, run_after). */
+/** Columns served by the API (internal: checkpoint, run_after, version). */
 export const JOB_COLUMNS = [
   "id",
   "type",
@@ -126,6 +135,15 @@ export async function activeJobFor(
       select ${db(JOB_COLUMNS as unknown as string[])} from jobs
       where resource_type = ${resourceType} and resource_id = ${resourceId}
         and status in ('pending', 'running')`
+  );
+  return rows[0];
+}
+
+/** The job created with an idempotency key, if any. */
+export async function jobByIdempotencyKey(db: Db, key: string): Promise<JobRow | undefined> {
+  const rows = await run(() =>
+    db<JobRow[]>`
+      select ${db(JOB_COLUMNS as unknown as string[])} from jobs where idempotency_key = ${key}`
   );
   return rows[0];
 }

@@ -128,8 +128,8 @@ export function loadConfig(options: LoadOptions = {}): Loaded<ConfigFile> {
 /** The control plane's view of the configuration. */
 export function loadControlConfig(options: LoadOptions = {}): Loaded<ControlConfig> {
   const { config, ...rest } = loadConfig(options);
-  const { application, database, log, auth, scheduling, vm_defaults } = config;
-  return { config: { application, database, log, auth, scheduling, vm_defaults }, ...rest };
+  const { node: _node, ...control } = config;
+  return { config: control, ...rest };
 }
 
 /** The node agent's view of the configuration. */

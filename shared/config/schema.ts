@@ -50,6 +50,57 @@ const AuthSection = z.strictObject({
 const SchedulingSection = z.strictObject({
   memory_overcommit_ratio: z.number().positive(),
   cpu_overcommit_ratio: z.number().positive(),
+  /** Among hosts that fit: `spread` prefers the least loaded, `pack` the most loaded. */
+  strategy: z.enum(["spread", "pack"]),
+});
+
+const ms = z.int().min(1);
+
+/** How the control plane talks to qarax-node agents (the agent's own settings: `node`). */
+const NodesSection = z.strictObject({
+  /** Bearer token sent on every node RPC (the agents' `node.auth_token`); empty: none. */
+  auth_token: z.string(),
+  /** Deadline of one node call. */
+  call_timeout_ms: ms,
+  /** How long a graceful stop waits for the guest before the node stops it hard. */
+  stop_timeout_ms: ms,
+  /** How long a start waits for the VM to be observed running. */
+  start_timeout_ms: ms,
+  /** Health probe period, and consecutive failed probes before an `up` host goes `down`. */
+  health_interval_ms: ms,
+  health_failure_threshold: positiveInt,
+  /** Period of the ListVms reconciliation (the backstop of the event streams). */
+  reconcile_interval_ms: ms,
+  /** Longest wait between reconnections of a broken event stream. */
+  watch_backoff_max_ms: ms,
+});
+
+const JobsSection = z.strictObject({
+  /** Jobs this process runs at once; 0: this process runs none (API only). */
+  workers: z.int().min(0),
+  /** How often idle workers look for work (new jobs also wake them at once). */
+  poll_interval_ms: ms,
+  /** A running job's lease; renewed while it runs, re-claimed by any process once expired. */
+  lease_ms: ms,
+  /** Attempts of a job before it fails (a retryable error or a lost worker costs one). */
+  max_attempts: positiveInt,
+  /** Delay before a retry (doubled each attempt). */
+  retry_delay_ms: ms,
+});
+
+const EventsSection = z.strictObject({
+  /** How long events are kept (for `Last-Event-ID` resumption). */
+  retention_hours: positiveInt,
+  /** SSE keep-alive comment period. */
+  keepalive_ms: ms,
+});
+
+const ClusterSection = z.strictObject({
+  /**
+   * Lease of the leader row; the leader runs the monitors (health, event streams,
+   * reconciliation, retention). Another process takes over within this time of a crash.
+   */
+  leader_lease_ms: ms,
 });
 
 /** What a VM gets when neither the request, its instance type nor its template says. */
@@ -99,6 +150,10 @@ export const ConfigFileSchema = z.strictObject({
   auth: AuthSection,
   scheduling: SchedulingSection,
   vm_defaults: VmDefaultsSection,
+  nodes: NodesSection,
+  jobs: JobsSection,
+  events: EventsSection,
+  cluster: ClusterSection,
   node: NodeSection,
 });
 
@@ -107,7 +162,16 @@ export type ConfigFile = z.infer<typeof ConfigFileSchema>;
 /** The control plane's typed configuration. */
 export type ControlConfig = Pick<
   ConfigFile,
-  "application" | "database" | "log" | "auth" | "scheduling" | "vm_defaults"
+  | "application"
+  | "database"
+  | "log"
+  | "auth"
+  | "scheduling"
+  | "vm_defaults"
+  | "nodes"
+  | "jobs"
+  | "events"
+  | "cluster"
 >;
 
 /** The node agent's typed configuration. */

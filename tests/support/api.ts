@@ -10,6 +10,7 @@ import { MIGRATIONS } from "../../migrations/mod.ts";
 import { loadControlConfig } from "../../shared/config/load.ts";
 import type { ControlConfig } from "../../shared/config/schema.ts";
 import { Logger } from "../../shared/log/logger.ts";
+import { type Runtime, startRuntime } from "../../control/runtime.ts";
 import { createTestDatabase, type TestDatabase } from "./db.ts";
 
 /** A response as tests want it. */
@@ -25,6 +26,8 @@ export interface TestApi {
   app: OpenAPIHono<AppEnv>;
   db: TestDatabase;
   deps: AppDeps;
+  /** The orchestration runtime (workers and monitors only with `active: true`). */
+  runtime: Runtime;
   logs: string[];
   /** Sends a request; objects are sent as JSON. */
   request(
@@ -37,6 +40,9 @@ export interface TestApi {
   post(path: string, body?: unknown, headers?: Record<string, string>): Promise<ApiResponse>;
   patch(path: string, body?: unknown, headers?: Record<string, string>): Promise<ApiResponse>;
   del(path: string, headers?: Record<string, string>): Promise<ApiResponse>;
+  /** Waits (≤ `seconds`) for the job of a 202 response (or a job id) to end; returns it. */
+  // deno-lint-ignore no-explicit-any
+  awaitJob(job: ApiResponse | string, seconds?: number): Promise<any>;
   /** POST that must answer 201/202; returns the body. */
   // deno-lint-ignore no-explicit-any
   create(path: string, body: unknown): Promise<any>;
@@ -49,8 +55,46 @@ export function testConfig(patch: Partial<ControlConfig> = {}): ControlConfig {
   return { ...config, ...patch };
 }
 
+/** Timings that keep tests fast: quick polls, short leases and probes. */
+export function fastConfig(patch: Partial<ControlConfig> = {}): Partial<ControlConfig> {
+  const base = testConfig();
+  return {
+    ...patch,
+    nodes: {
+      ...base.nodes,
+      call_timeout_ms: 2000,
+      stop_timeout_ms: 1000,
+      start_timeout_ms: 3000,
+      health_interval_ms: 200,
+      health_failure_threshold: 2,
+      reconcile_interval_ms: 1000,
+      watch_backoff_max_ms: 300,
+      ...patch.nodes,
+    },
+    jobs: {
+      ...base.jobs,
+      poll_interval_ms: 200,
+      lease_ms: 2000,
+      retry_delay_ms: 100,
+      ...patch.jobs,
+    },
+    cluster: { ...base.cluster, leader_lease_ms: 1000, ...patch.cluster },
+  };
+}
+
+/** Options of a test API. */
+export interface TestApiOptions {
+  /** Run job workers and the monitors (default: API only). */
+  active?: boolean;
+  /** Log level of the captured logs (default debug). */
+  logLevel?: "debug" | "info" | "warn" | "error";
+}
+
 /** A migrated fresh database with the app on it. */
-export async function createTestApi(config: Partial<ControlConfig> = {}): Promise<TestApi> {
+export async function createTestApi(
+  config: Partial<ControlConfig> = {},
+  options: TestApiOptions = {},
+): Promise<TestApi> {
   const db = await createTestDatabase(8);
   try {
     await migrate(db.sql, MIGRATIONS);
@@ -59,10 +103,22 @@ export async function createTestApi(config: Partial<ControlConfig> = {}): Promis
     throw err;
   }
   const logs: string[] = [];
-  const deps: AppDeps = {
+  const logger = new Logger({
+    level: options.logLevel ?? "debug",
+    format: "json",
+    sink: (l) => logs.push(l),
+  });
+  const runtime = await startRuntime({
     sql: db.sql,
     config: testConfig(config),
-    logger: new Logger({ level: "debug", format: "json", sink: (l) => logs.push(l) }),
+    logger,
+    database: "postgres",
+    active: options.active ?? false,
+  });
+  const ac = new AbortController();
+  const deps: AppDeps = {
+    ...runtime.svc,
+    shutdown: ac.signal,
     clock: () => new Date(),
     migrations: MIGRATIONS,
     database: { kind: "postgres", location: db.name },
@@ -91,12 +147,28 @@ export async function createTestApi(config: Partial<ControlConfig> = {}): Promis
     app,
     db,
     deps,
+    runtime,
     logs,
     request,
     get: (p, h) => request("GET", p, undefined, h),
     post: (p, b, h) => request("POST", p, b, h),
     patch: (p, b, h) => request("PATCH", p, b, h),
     del: (p, h) => request("DELETE", p, undefined, h),
+    async awaitJob(job, seconds = 30) {
+      if (typeof job !== "string" && job.status !== 202) {
+        throw new Error(`expected 202 + job, got ${job.status} ${JSON.stringify(job.body)}`);
+      }
+      const id = typeof job === "string" ? job : job.body.id;
+      const deadline = Date.now() + seconds * 1000;
+      for (;;) {
+        const left = Math.ceil((deadline - Date.now()) / 1000);
+        const res = await request("GET", `/v1/jobs/${id}?wait=${Math.max(0, Math.min(60, left))}`);
+        const st = res.body?.status;
+        if (st === "succeeded" || st === "failed" || st === "cancelled" || left <= 0) {
+          return res.body;
+        }
+      }
+    },
     async create(path, body) {
       const res = await request("POST", path, body);
       if (res.status !== 201 && res.status !== 202) {
@@ -104,7 +176,11 @@ export async function createTestApi(config: Partial<ControlConfig> = {}): Promis
       }
       return res.body;
     },
-    [Symbol.asyncDispose]: () => db.drop(),
+    async [Symbol.asyncDispose]() {
+      ac.abort();
+      await runtime.stop();
+      await db.drop();
+    },
   };
   return api;
 }

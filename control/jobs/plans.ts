@@ -1,0 +1,59 @@
+/** One plan per job type, built from the steps in vm_steps.ts and disk_steps.ts. */
+import type { JobType } from "../db/jobs.ts";
+import {
+  chooseNodeStep,
+  createDiskStep,
+  ensurePoolStep,
+  markReadyStep,
+  undoDisk,
+} from "./disk_steps.ts";
+import type { Plan } from "./plan.ts";
+import {
+  bootStep,
+  confirmRunningStep,
+  confirmStoppedStep,
+  createOnNodeStep,
+  deleteCheck,
+  deleteOnNodeStep,
+  ensureNetworksStep,
+  ensurePoolsStep,
+  nodeActionSteps,
+  placeStep,
+  releaseReservationsStep,
+  removeRecordStep,
+  startCheck,
+  stopCheck,
+  stopOnNodeStep,
+  undoStart,
+} from "./vm_steps.ts";
+
+/** The plan of each job type. */
+export const PLANS: Readonly<Record<JobType, Plan>> = {
+  vm_start: {
+    steps: [
+      startCheck,
+      placeStep,
+      ensureNetworksStep,
+      ensurePoolsStep,
+      createOnNodeStep,
+      bootStep,
+      confirmRunningStep,
+    ],
+    onFailure: undoStart,
+    result: (ctx) => ({ host_id: ctx.data.host_id }),
+  },
+  vm_stop: { steps: [stopCheck("stop"), stopOnNodeStep(false), confirmStoppedStep] },
+  vm_force_stop: { steps: [stopCheck("force_stop"), stopOnNodeStep(true), confirmStoppedStep] },
+  vm_pause: { steps: nodeActionSteps("pause") },
+  vm_resume: { steps: nodeActionSteps("resume") },
+  vm_reboot: { steps: nodeActionSteps("reboot") },
+  vm_delete: {
+    steps: [deleteCheck, deleteOnNodeStep, removeRecordStep, releaseReservationsStep],
+    result: (ctx) => (ctx.data.node_error ? { node_error: ctx.data.node_error } : {}),
+  },
+  disk_create: {
+    steps: [chooseNodeStep, ensurePoolStep, createDiskStep, markReadyStep],
+    onFailure: undoDisk,
+    result: (ctx) => ({ host_id: ctx.data.host_id, bytes: ctx.data.bytes }),
+  },
+};
