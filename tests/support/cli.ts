@@ -1,13 +1,16 @@
 /**
  * The `qarax` CLI under test: a real control plane (`startServer` on a fresh database, on a
- * free port) and the CLI run as a subprocess (`deno run control/main.ts …`) with its own
- * config directory and no QARAX_* variables from the caller's environment.
+ * free port), a real node agent on TCP with the CH emulator, and the CLI run as a subprocess
+ * (`deno run control/main.ts …`) with its own config directory and no QARAX_* variables from
+ * the caller's environment.
  */
 import { startServer } from "../../control/server.ts";
 import type { ControlConfig } from "../../shared/config/schema.ts";
 import { Logger } from "../../shared/log/logger.ts";
 import { testConfig } from "./api.ts";
 import { createTestDatabase, type TestDatabase } from "./db.ts";
+import { EMULATOR_BINARY, emulatorEnv, vmmPidsUnder } from "./node_agent.ts";
+import { freePort, spawn, waitFor } from "./process.ts";
 
 const MAIN = new URL("../../control/main.ts", import.meta.url).pathname;
 
@@ -119,4 +122,66 @@ export function expectCode(r: CliResult, code: number, what: string): CliResult 
     );
   }
   return r;
+}
+
+/** A qarax-node on 127.0.0.1 (TCP, as hosts are registered) with the CH emulator as its VMM. */
+export interface TcpAgent {
+  port: number;
+  dir: string;
+  /** A directory for a storage pool the control plane attaches. */
+  poolDir: string;
+  output(): string;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Starts a node agent listening on a free TCP port; disposing it also kills its VMMs. */
+export async function startTcpAgent(): Promise<TcpAgent> {
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "qx-cli-agent-" }));
+  await Deno.chmod(dir, 0o755);
+  await Deno.mkdir(`${dir}/pool`);
+  const port = freePort();
+  const proc = spawn(Deno.execPath(), [
+    "run",
+    "-A",
+    "--quiet",
+    new URL("../../node/main.ts", import.meta.url).pathname,
+    "--listen",
+    `127.0.0.1:${port}`,
+    "--runtime-dir",
+    `${dir}/rt`,
+    "--cloud-hypervisor-binary",
+    EMULATOR_BINARY,
+  ], {
+    env: emulatorEnv({
+      NO_COLOR: "1",
+      QARAX_NODE__STATE_DIR: `${dir}/state`,
+      QARAX_NODE__FIRMWARE_DIR: `${dir}/firmware`,
+      QARAX_LOG__FORMAT: "json",
+    }),
+  });
+  const dispose = async () => {
+    await proc.stop();
+    for (const pid of vmmPidsUnder(dir)) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  try {
+    await waitFor(
+      async () => {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        conn.close();
+        return true;
+      },
+      30_000,
+      `the node agent on port ${port}`,
+    );
+  } catch (err) {
+    const output = proc.output();
+    await dispose();
+    throw new Error(`${(err as Error).message}\n--- agent output ---\n${output}`);
+  }
+  return { port, dir, poolDir: `${dir}/pool`, output: proc.output, [Symbol.asyncDispose]: dispose };
 }
