@@ -5,7 +5,7 @@
  * valid, both default configs load, and the pinned-download script verifies its sha256 sums.
  */
 import assert from "node:assert/strict";
-import { loadControlConfig, loadNodeConfig } from "../../shared/config/load.ts";
+import { loadConfig, loadNodeConfig } from "../../shared/config/load.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const DEPLOY = `${ROOT}deployments`;
@@ -111,10 +111,14 @@ Deno.test("the image installs what the unit and the default config point at", as
     "/usr/lib/systemd/system/qarax-node.service",
   );
 
+  // The example env files name real settings (a typo would be refused by the loader).
+  const nodeEnv = await envFile(`${DEPLOY}/host/node.env.example`, "node-token");
+  assert.deepEqual(Object.keys(nodeEnv), ["QARAX_NODE__AUTH_TOKEN"]);
   const { config } = loadNodeConfig({
     configFile: `${DEPLOY}/host/node.yaml`,
-    env: { APP_ENVIRONMENT: "production", QARAX_NODE__AUTH_TOKEN: "t" },
+    env: { APP_ENVIRONMENT: "production", ...nodeEnv },
   });
+  assert.equal(config.node.auth_token, "node-token");
   assert.equal(config.node.cloud_hypervisor_binary, dest("/out/cloud-hypervisor"));
   assert.equal(`${config.node.firmware_dir}/`, dest("/out/firmware/"));
   assert.equal(config.node.require_auth, true);
@@ -123,12 +127,26 @@ Deno.test("the image installs what the unit and the default config point at", as
   assert.match(unit, /^Restart=always$/m);
   assert.match(unit, /^EnvironmentFile=\/etc\/qarax\/node\.env$/m);
 
-  const control = loadControlConfig({
+  const control = loadConfig({
     configFile: `${DEPLOY}/control/qarax.yaml`,
-    env: { APP_ENVIRONMENT: "production" },
+    env: {
+      APP_ENVIRONMENT: "production",
+      ...await envFile(`${DEPLOY}/control/qarax.env.example`, "node-token"),
+    },
   });
   assert.equal(control.config.auth.enabled, true);
+  assert.equal(control.config.nodes.auth_token, "node-token");
 });
+
+/** `KEY=VALUE` lines of an env file; empty values become `fill`. */
+async function envFile(path: string, fill: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const line of (await Deno.readTextFile(path)).split("\n")) {
+    const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
+    if (m) out[m[1]] = m[2] || fill;
+  }
+  return out;
+}
 
 // ---- systemd units -----------------------------------------------------------------------
 
