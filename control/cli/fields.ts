@@ -73,7 +73,9 @@ export function fieldOptions(
       ...(multiple ? { multiple: true } : {}),
       ...(bool ? { negatable: true } : { value: placeholder }),
       help: f.help + (f.required && mode === "create" ? " (required)" : "") +
-        (f.type === "labels" && mode === "update" ? "; KEY- removes" : ""),
+        (f.type === "labels" && mode === "update" ? "; KEY- removes" : "") +
+        (f.type === "strings" && mode === "update" ? "; replaces the list" : "") +
+        (f.nullable && mode === "update" && !bool ? '; "" clears' : ""),
     };
   }
   return out;

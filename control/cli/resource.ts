@@ -74,6 +74,11 @@ const LIMIT_OPTION: Record<string, OptionSpec> = {
   limit: { type: "string", value: "N", help: "show at most N items (default: all)" },
 };
 
+/** A noun as help text writes it (`vm` → `VM`, `vms` → `VMs`). */
+function title(noun: string): string {
+  return noun.replace(/\bvm(s?)\b/g, "VM$1");
+}
+
 /** `vm web-1` style label for messages. */
 export function label(kind: KindName, obj: { name?: unknown; id?: unknown }): string {
   return `${KINDS[kind].noun} ${obj.name ?? obj.id}`;
@@ -84,7 +89,7 @@ export function listCommand<T>(def: ResourceDef<T>, extra: Partial<CommandSpec> 
   return {
     name: "list",
     aliases: ["ls"],
-    summary: `List ${def.plural}`,
+    summary: `List ${title(def.plural)}`,
     options: { ...fieldOptions(def.fields, "filter"), ...LIMIT_OPTION },
     fieldFlags: flagsOf(def.fields),
     async run(ctx, input) {
@@ -122,7 +127,7 @@ export function getCommand<T extends Record<string, unknown>>(def: ResourceDef<T
   return {
     name: "get",
     aliases: ["show"],
-    summary: `Show one ${noun} (name or id)`,
+    summary: `Show one ${title(noun)} (name or id)`,
     args: [noun.replaceAll(" ", "-")],
     options: def.scope?.options,
     async run(ctx, input) {
@@ -151,7 +156,7 @@ export function createCommand<T extends { id: string; name?: string }>(
   const { build, after, options, fieldFlags, verb = "created", ...spec } = extra;
   return {
     name: "create",
-    summary: `Create a ${KINDS[def.kind].noun}`,
+    summary: `Create a ${title(KINDS[def.kind].noun)}`,
     args: ["name"],
     options: { ...fieldOptions(def.fields, "create"), ...options },
     fieldFlags: { ...flagsOf(def.fields), name: "<name>", ...fieldFlags },
@@ -183,7 +188,7 @@ export function updateCommand<T extends { id: string; name?: string }>(
   const options = { ...fieldOptions(def.fields, "update"), ...more };
   return {
     name: "update",
-    summary: `Change a ${noun} (only the flags given)`,
+    summary: `Change a ${title(noun)} (only the flags given)`,
     args: [noun.replaceAll(" ", "-")],
     options: { ...options, ...def.scope?.options },
     fieldFlags: { ...flagsOf(def.fields), ...fieldFlags },
@@ -222,7 +227,7 @@ export function deleteCommand(
   return {
     name: "delete",
     aliases: ["rm"],
-    summary: `Delete a ${noun}`,
+    summary: `Delete a ${title(noun)}`,
     args: [noun.replaceAll(" ", "-")],
     options: { ...options, ...ACTION_OPTIONS, ...def.scope?.options },
     async run(ctx, input) {

@@ -46,7 +46,7 @@ export const GUEST_FIELDS: Field[] = [
     path: "tags",
     type: "strings",
     value: "TAG",
-    help: "tag (replaces the list on update)",
+    help: "tag",
   },
   {
     flag: "cloud-init-user-data",
