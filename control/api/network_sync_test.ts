@@ -257,6 +257,13 @@ Deno.test("DHCP reservations follow the NIC records on every host, also across f
     });
     assert.equal(taken.status, 409);
     assert.deepEqual(fieldsOf(taken), ["ip_address"]);
+    await api.db.sql`update vms set status = 'running' where id = ${v2.id}`;
+    const running = await api.patch(`/v1/vms/${v2.id}/nics/${nic.device_id}`, {
+      ip_address: "10.62.0.201",
+    });
+    assert.equal(running.status, 409);
+    assert.match(running.body.message, /cannot update nic .*: it is running/);
+    await api.db.sql`update vms set status = 'created' where id = ${v2.id}`;
     const mac = await api.patch(`/v1/vms/${v2.id}/nics/${nic.device_id}`, {
       mac_address: "52:54:00:AA:BB:CC",
     });
