@@ -176,14 +176,19 @@ export async function syncReservations(
 ): Promise<Record<string, SyncReport>> {
   const out: Record<string, SyncReport> = {};
   for (const id of new Set(networkIds)) {
-    const network = await networks.get(svc.sql, id);
-    if (!network || network.mode !== "dhcp") continue;
-    out[id] = await forEachAttachedHost(
-      svc,
-      network,
-      "SetDhcpReservations",
-      (host, att) => pushReservations(svc, host, network, att, null, signal),
-    );
+    try {
+      const network = await networks.get(svc.sql, id);
+      if (!network || network.mode !== "dhcp") continue;
+      out[id] = await forEachAttachedHost(
+        svc,
+        network,
+        "SetDhcpReservations",
+        (host, att) => pushReservations(svc, host, network, att, null, signal),
+      );
+    } catch (err) {
+      // The database went away after the change committed: the next apply catches up.
+      svc.logger.warn("could not push a network's reservations", { network_id: id, err });
+    }
   }
   return out;
 }
@@ -198,14 +203,22 @@ export async function reapplyNetwork(
   networkId: string,
   signal?: AbortSignal,
 ): Promise<SyncReport> {
-  const network = await networks.get(svc.sql, networkId);
-  if (!network) return { synced: [], failed: [] };
-  return await forEachAttachedHost(
-    svc,
-    network,
-    "AttachNetwork",
-    (host) => applyNetwork(svc, host, networkId, signal).then(() => {}),
-  );
+  try {
+    const network = await networks.get(svc.sql, networkId);
+    if (!network) return { synced: [], failed: [] };
+    return await forEachAttachedHost(
+      svc,
+      network,
+      "AttachNetwork",
+      (host) => applyNetwork(svc, host, networkId, signal).then(() => {}),
+    );
+  } catch (err) {
+    svc.logger.warn("could not apply a changed network on its hosts", {
+      network_id: networkId,
+      err,
+    });
+    return { synced: [], failed: [] };
+  }
 }
 
 async function forEachAttachedHost(
