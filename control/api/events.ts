@@ -26,13 +26,13 @@ const Repeated = <T extends z.ZodType>(item: T) =>
 const EventsQuery = z.object({
   type: Repeated(z.string().regex(/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$/)).openapi({
     description: "Repeatable; an event type (`vm.status_changed`) or a family (`vm`, `host`, " +
-      "`job`)",
+      "`network`, `job`)",
   }),
   resource_id: Repeated(Id).openapi({
     description: "Repeatable; events about this resource, including jobs working on it",
   }),
   resource_type: Repeated(z.string().regex(/^[a-z_]{1,64}$/)).openapi({
-    description: "Repeatable; `vm`, `host` or `job`",
+    description: "Repeatable; `vm`, `host`, `network` or `job`",
   }),
   last_event_id: z.coerce.number().int().min(0).optional().openapi({
     description: "Replay events after this id (the `Last-Event-ID` header does the same); " +
@@ -67,8 +67,10 @@ export function eventsRouter(deps: AppDeps) {
       summary: "Stream events (server-sent events)",
       description: "Each event: `id` (resume with `Last-Event-ID`), `event` (its type) and " +
         "`data` (JSON: id, time, type, resource_type, resource_id, data). Types: " +
-        "`vm.status_changed`, `vm.deleted`, `host.status_changed`, `job.created`, " +
-        "`job.started`, `job.progress`, `job.retrying`, `job.succeeded`, `job.failed`. A " +
+        "`vm.status_changed`, `vm.deleted`, `host.status_changed`, `network.sync_failed` (a " +
+        "node could not be given a network's new settings or DHCP reservations), " +
+        "`job.created`, `job.started`, `job.progress`, `job.retrying`, `job.succeeded`, " +
+        "`job.failed`. A " +
         "`stream.truncated` event says events before the requested id were already deleted.",
       request: { query: EventsQuery },
       responses: {

@@ -1,9 +1,11 @@
 /**
- * `/v1/networks`: managed networks (type bridge now; macvtap and vlan reserved), their host
- * attachments (the bridge each host uses), and the addresses IPAM has handed out. Attaching
- * and detaching reach the host's node synchronously when the host is `up` (a refusal answers
- * the node's error and changes nothing); a host that is not up gets the attachment `pending`,
- * applied when it is initialised or comes back.
+ * `/v1/networks`: managed networks (types bridge, vlan and macvtap; modes static, dhcp and
+ * none, see domain/networks.ts), their host attachments (the bridge and parent interface each
+ * host uses), and the addresses IPAM has handed out. Attaching and detaching reach the host's
+ * node synchronously when the host is `up` (a refusal answers the node's error and changes
+ * nothing); a host that is not up gets the attachment `pending`, applied when it is
+ * initialised or comes back. A changed network is applied again on every attached host that
+ * is up, after the change committed; a host that refuses has its attachment marked `failed`.
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import {
@@ -12,7 +14,7 @@ import {
   InvalidArgumentError,
   NotFoundError,
 } from "../../shared/errors/errors.ts";
-import { formatCidr, isIpv4, parseCidr, parseIpv4 } from "../../shared/net/ip.ts";
+import { isIpv4, parseCidr, parseIpv4 } from "../../shared/net/ip.ts";
 import { interfaceName } from "../../shared/net/names.ts";
 import { getHost } from "../db/hosts.ts";
 import {
@@ -25,8 +27,18 @@ import {
 import { allocationOf, listAllocations } from "../db/ip_allocations.ts";
 import { type NetworkRow, networks, networkUsage } from "../db/networks.ts";
 import { transaction } from "../db/query.ts";
-import { applyNetwork, detachNetworkOnNode, talksToNode } from "../nodes/attachments.ts";
-import { checkStaticAddress } from "../domain/ipam.ts";
+import {
+  applyNetwork,
+  detachNetworkOnNode,
+  reapplyNetwork,
+  talksToNode,
+} from "../nodes/attachments.ts";
+import {
+  attachmentProblem,
+  checkNetwork,
+  NETWORK_MODES,
+  NETWORK_TYPES,
+} from "../domain/networks.ts";
 import { audit } from "./audit.ts";
 import {
   body,
@@ -49,8 +61,15 @@ import {
 import { createResource, deleteResource, getResource, patchResource } from "./crud.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
 
-const NetworkType = z.enum(["bridge", "macvtap", "vlan"]);
-const NetworkMode = z.enum(["static", "dhcp", "none"]);
+const NetworkType = z.enum(NETWORK_TYPES).openapi({
+  description: "bridge: a Linux bridge on each host (isolated, NATed with `nat`, or bridged " +
+    "to the host interface an attachment names as `parent_interface`); vlan: a bridge whose " +
+    "uplink is VLAN `vlan_id` on each attachment's `parent_interface`; macvtap: no bridge, " +
+    "each NIC is a macvtap device on each attachment's `parent_interface`",
+});
+const NetworkMode = z.enum(NETWORK_MODES);
+/** MTUs a NIC can have (the node refuses NICs below the IPv6 minimum). */
+const Mtu = z.int().min(1280).max(65535);
 const Ipv4 = z.string().refine(isIpv4, "expected an IPv4 address (a.b.c.d)");
 
 export const Network = z.object({
@@ -59,8 +78,9 @@ export const Network = z.object({
   description: z.string().nullable(),
   type: NetworkType,
   mode: NetworkMode.openapi({
-    description: "static: the guest gets its IPAM address via cloud-init; dhcp: from a DHCP " +
-      "server handing out the IPAM reservations; none: no addresses",
+    description: "static: the guest gets its IPAM address via cloud-init network-config; " +
+      "dhcp: from a DHCP server on each host's bridge that hands out only the IPAM " +
+      "reservations (bridge and vlan networks); none: no subnet, no addresses",
   }),
   subnet: z.string().nullable().openapi({ example: "10.10.0.0/24" }),
   gateway: z.string().nullable(),
@@ -76,28 +96,40 @@ export const Network = z.object({
 const NewNetwork = z.strictObject({
   name: Name,
   description: Description.nullable().optional(),
-  type: NetworkType.default("bridge").refine(
-    (t) => t === "bridge",
-    "only bridge networks are supported in this version (macvtap and vlan are reserved)",
-  ),
+  type: NetworkType.default("bridge"),
   mode: NetworkMode.default("static"),
   subnet: z.string().max(18).nullable().optional(),
   gateway: Ipv4.nullable().optional(),
   dns: z.array(Ipv4).max(3).default([]),
-  vlan_id: z.int().min(1).max(4094).nullable().optional(),
-  mtu: z.int().min(68).max(65535).default(1500),
-  nat: z.boolean().default(false),
+  vlan_id: z.int().min(1).max(4094).nullable().optional().openapi({
+    description: "Required for type vlan, refused otherwise",
+  }),
+  mtu: Mtu.default(1500).openapi({
+    description: "Bridge and NIC MTU (also handed out by DHCP); macvtap NICs keep their " +
+      "parent's unless the NIC sets its own",
+  }),
+  nat: z.boolean().default(false).openapi({
+    description: "Masquerade the subnet towards each host's default route (bridge networks " +
+      "with a gateway, attached without a parent_interface)",
+  }),
 }).openapi("NewNetwork");
 
 const NetworkPatch = z.strictObject({
   name: Name.optional(),
   description: Description.nullable().optional(),
+  mode: z.enum(["static", "dhcp"]).optional().openapi({
+    description: "Between static and dhcp only (mode none has no IPAM)",
+  }),
   gateway: Ipv4.nullable().optional(),
   dns: z.array(Ipv4).max(3).optional(),
-  mtu: z.int().min(68).max(65535).optional(),
+  vlan_id: z.int().min(1).max(4094).optional(),
+  mtu: Mtu.optional(),
   nat: z.boolean().optional(),
   status: z.enum(["active", "inactive"]).optional(),
 }).openapi("NetworkPatch");
+
+/** Fields whose change the hosts must apply (AttachNetwork again). */
+const NODE_FIELDS = ["mode", "gateway", "dns", "vlan_id", "mtu", "nat"] as const;
 
 const Attachment = z.object({
   network_id: Id,
@@ -121,9 +153,14 @@ const InterfaceName = z.string().max(15).refine((n) => {
 
 const AttachBody = z.strictObject({
   host_id: Id,
-  bridge_name: InterfaceName,
+  bridge_name: InterfaceName.optional().openapi({
+    description: "The bridge on the host (required for bridge and vlan networks); for a " +
+      "macvtap network only the attachment's key, `qxmv` + 8 hex of the network id by default",
+  }),
   parent_interface: InterfaceName.nullable().optional().openapi({
-    description: "Host interface to enslave to the bridge (bridged to the physical network)",
+    description: "bridge: a host interface the bridge takes over (bridged uplink; not with " +
+      "nat); vlan (required): the interface carrying the VLAN; macvtap (required): the " +
+      "interface the NICs' macvtap devices sit on",
   }),
 }).openapi("AttachNetwork");
 
@@ -151,47 +188,6 @@ const ListQuery = z.object({
 
 const tags = ["networks"];
 const RT = "network";
-
-/** Checks subnet / gateway / vlan / nat of a network; returns the normalised subnet. */
-function checkNetwork(n: {
-  mode: string;
-  type: string;
-  subnet?: string | null;
-  gateway?: string | null;
-  vlan_id?: number | null;
-  nat?: boolean;
-}): string | null {
-  let subnet: string | null = null;
-  if (n.subnet !== undefined && n.subnet !== null) {
-    try {
-      const net = parseCidr(n.subnet);
-      if (net.prefix < 8 || net.prefix > 30) {
-        throw InvalidArgumentError.field("subnet", "prefix length must be between /8 and /30");
-      }
-      subnet = formatCidr(net);
-    } catch (err) {
-      if (err instanceof InvalidArgumentError && err.details.length) throw err;
-      throw InvalidArgumentError.field("subnet", (err as Error).message);
-    }
-  }
-  if (!subnet && n.mode !== "none") {
-    throw InvalidArgumentError.field(
-      "subnet",
-      `required for mode ${n.mode} (only mode none has no subnet)`,
-    );
-  }
-  if (n.gateway) {
-    if (!subnet) throw InvalidArgumentError.field("gateway", "needs a subnet");
-    checkStaticAddress({ net: parseCidr(subnet) }, n.gateway, "gateway");
-  }
-  if (n.vlan_id !== undefined && n.vlan_id !== null && n.type !== "vlan") {
-    throw InvalidArgumentError.field("vlan_id", "only applies to type vlan");
-  }
-  if (n.nat && !n.gateway) {
-    throw InvalidArgumentError.field("nat", "needs a gateway (the host routes for the network)");
-  }
-  return subnet;
-}
 
 /** The networks router. */
 export function networksRouter(deps: AppDeps) {
@@ -266,20 +262,47 @@ export function networksRouter(deps: AppDeps) {
       path: "/networks/{id}",
       tags,
       summary: "Update a network (JSON merge patch)",
-      description: "Type, mode and subnet are fixed once created.",
+      description: "Type and subnet are fixed once created; mode changes only between static " +
+        "and dhcp. A change hosts must apply (mode, gateway, dns, vlan_id, mtu, nat) is " +
+        "refused (422 naming the field) when an attachment could not take it (e.g. nat on a " +
+        "network attached with a parent_interface); otherwise it is committed and then " +
+        "applied on every attached host that is up before the response. A host whose node " +
+        "refuses has its attachment `failed` with the node's message (and a " +
+        "`network.sync_failed` event); hosts that are down get it when they come back.",
       request: { params: IdParams, headers: IfMatchHeaders, body: patchBody(NetworkPatch) },
       responses: { 200: json(Network, "Updated", true), ...errors(400, 404, 409, 412, 422) },
     }),
     async (c) => {
       const { id } = c.req.valid("param");
       const patch = defined(c.req.valid("json"));
+      let reapply = false;
       const row = await patchResource(c, deps, {
         resourceType: RT,
         id,
         get: networks.get,
         change: async (tx, cur: NetworkRow) => {
-          const gateway = patch.gateway === undefined ? cur.gateway : patch.gateway;
-          checkNetwork({ ...cur, gateway, nat: patch.nat ?? cur.nat });
+          if (patch.mode !== undefined && patch.mode !== cur.mode && cur.mode === "none") {
+            throw InvalidArgumentError.field(
+              "mode",
+              "a network in mode none has no subnet or addresses; create a new network instead",
+            );
+          }
+          const merged = { ...cur, ...patch } as NetworkRow;
+          checkNetwork(merged);
+          for (const att of await listNetworkAttachments(tx, id)) {
+            const problem = attachmentProblem(merged, att);
+            if (!problem) continue;
+            const host = await getHost(tx, att.host_id);
+            const field = problem.networkFields.find((f) => f in patch) ??
+              problem.networkFields[0] ?? problem.field;
+            throw InvalidArgumentError.field(
+              field,
+              `host ${host?.name ?? att.host_id} has the network attached (bridge ` +
+                `${att.bridge_name}${
+                  att.parent_interface ? `, parent ${att.parent_interface}` : ""
+                }): ${problem.message}`,
+            );
+          }
           if (patch.gateway && patch.gateway !== cur.gateway) {
             const holder = await allocationOf(tx, id, patch.gateway);
             if (holder) {
@@ -289,9 +312,13 @@ export function networksRouter(deps: AppDeps) {
               );
             }
           }
+          reapply = NODE_FIELDS.some((f) =>
+            f in patch && JSON.stringify(patch[f]) !== JSON.stringify(cur[f])
+          );
           return { row: await networks.update(tx, id, patch), fields: Object.keys(patch) };
         },
       });
+      if (reapply) await reapplyNetwork(deps, id);
       return c.json(row, 200);
     },
   );
@@ -355,9 +382,11 @@ export function networksRouter(deps: AppDeps) {
       method: "post",
       path: "/networks/{id}/hosts",
       tags,
-      summary: "Attach the network to a host through a bridge",
-      description: "On an `up` host the node creates the bridge now (`ready`); otherwise the " +
-        "attachment is `pending` until the host is initialised or comes back up.",
+      summary: "Attach the network to a host (its bridge, uplink, NAT and DHCP server)",
+      description: "On an `up` host the node builds it now (`ready`; a refusal is the node's " +
+        "error and records nothing); otherwise the attachment is `pending` until the host is " +
+        "initialised or comes back up. vlan and macvtap networks need a `parent_interface`; " +
+        "a NATed network takes none.",
       request: { params: IdParams, body: body(AttachBody) },
       responses: { 201: json(Attachment, "Attached", true), ...errors(400, 404, 409, 422) },
     }),
@@ -368,12 +397,15 @@ export function networksRouter(deps: AppDeps) {
         const n = await networkOr404(tx, id, true);
         const host = await getHost(tx, input.host_id);
         if (!host) throw InvalidArgumentError.field("host_id", `host ${input.host_id} not found`);
-        const att = await attachNetwork(tx, {
-          network_id: id,
-          host_id: input.host_id,
-          bridge_name: input.bridge_name,
-          parent_interface: input.parent_interface ?? null,
-        });
+        const bridge_name = input.bridge_name ??
+          (n.type === "macvtap" ? `qxmv${id.replaceAll("-", "").slice(0, 8)}` : undefined);
+        if (!bridge_name) {
+          throw InvalidArgumentError.field("bridge_name", `required for ${n.type} networks`);
+        }
+        const wanted = { bridge_name, parent_interface: input.parent_interface ?? null };
+        const problem = attachmentProblem(n, wanted);
+        if (problem) throw InvalidArgumentError.field(problem.field, problem.message);
+        const att = await attachNetwork(tx, { network_id: id, host_id: input.host_id, ...wanted });
         return { n, host, att };
       });
       let row = att;
@@ -395,6 +427,7 @@ export function networksRouter(deps: AppDeps) {
             host_id: host.id,
             host: host.name,
             bridge_name: att.bridge_name,
+            parent_interface: att.parent_interface,
             status: row.status,
           },
         }));

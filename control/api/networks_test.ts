@@ -42,12 +42,16 @@ Deno.test("networks API: CRUD, validation, host attachments", async (t) => {
       [{ ...base, gateway: "10.30.0.255" }, "gateway"],
       [{ ...base, gateway: "x" }, "gateway"],
       [{ ...base, dns: ["8.8.8.8", "nope"] }, "dns.1"],
-      [{ ...base, type: "macvtap" }, "type"],
-      [{ ...base, type: "vlan", vlan_id: 5 }, "type"],
+      [{ ...base, type: "ovs" }, "type"],
+      [{ ...base, type: "macvtap", mode: "dhcp" }, "mode"],
+      [{ ...base, type: "macvtap", nat: true, gateway: "10.30.0.1" }, "nat"],
+      [{ ...base, type: "vlan" }, "vlan_id"],
+      [{ ...base, type: "vlan", vlan_id: 5, nat: true, gateway: "10.30.0.1" }, "nat"],
       [{ ...base, vlan_id: 5 }, "vlan_id"],
       [{ ...base, vlan_id: 5000 }, "vlan_id"],
       [{ ...base, mode: "auto" }, "mode"],
       [{ ...base, mtu: 20 }, "mtu"],
+      [{ ...base, mtu: 1000 }, "mtu"],
       [{ ...base, nat: true }, "nat"],
       [{ ...base, subnet: "10.30.0.0/24", extra: 1 }, "extra"],
     ];
@@ -80,6 +84,16 @@ Deno.test("networks API: CRUD, validation, host attachments", async (t) => {
       parent_interface: "eth 0",
     });
     assert.deepEqual(fieldsOf(badParent), ["parent_interface"]);
+    // The network is NATed (patched above): NAT is only for isolated bridges.
+    const natParent = await api.post(`/v1/networks/${net.id}/hosts`, {
+      host_id: host.id,
+      bridge_name: "qxbr0",
+      parent_interface: "eth0",
+    });
+    assert.equal(natParent.status, 422);
+    assert.deepEqual(fieldsOf(natParent), ["parent_interface"]);
+    assert.match(natParent.body.message, /NATed/);
+    assert.equal((await api.patch(`/v1/networks/${net.id}`, { nat: false })).status, 200);
     const ok = await api.post(`/v1/networks/${net.id}/hosts`, {
       host_id: host.id,
       bridge_name: "qxbr0",

@@ -1,7 +1,9 @@
 /**
  * A VM's disks and NICs: the rules for attaching a disk (ready object of an attachable type,
  * exclusive for writable disks, `diskN` ids) and adding a NIC (network, race-free IPAM, a
- * stable MAC, `netN` ids), shared by `POST /v1/vms` and the `/v1/vms/{id}/disks|nics` routes.
+ * stable MAC, `netN` ids), shared by `POST /v1/vms` and the `/v1/vms/{id}/disks|nics` routes,
+ * and changing a NIC's address or MAC. After every NIC change commits, the DHCP reservations
+ * of its network are pushed to the hosts (`syncReservations`).
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import {
@@ -13,9 +15,21 @@ import {
 } from "../../shared/errors/errors.ts";
 import { formatCidr } from "../../shared/net/ip.ts";
 import { deviceId as checkDeviceId } from "../../shared/net/names.ts";
-import { allocationOf, insertAllocation, usedAddresses } from "../db/ip_allocations.ts";
+import {
+  allocationOf,
+  insertAllocation,
+  moveAllocation,
+  usedAddresses,
+} from "../db/ip_allocations.ts";
 import { networks } from "../db/networks.ts";
-import { deleteNic, getNic, insertNic, listNics, type NicRow } from "../db/network_interfaces.ts";
+import {
+  deleteNic,
+  getNic,
+  insertNic,
+  listNics,
+  type NicRow,
+  updateNic,
+} from "../db/network_interfaces.ts";
 import { type Db, transaction } from "../db/query.ts";
 import { storageObjects } from "../db/storage_objects.ts";
 import {
@@ -32,7 +46,21 @@ import { checkStaticAddress, formatAddress, nextFreeAddress, poolSize } from "..
 import { checkRequestedMac, generateMac } from "../domain/mac.ts";
 import { assertVmAction } from "../domain/vm_status.ts";
 import { audit } from "./audit.ts";
-import { body, errors, Id, json, ListOf, Timestamp, validationHook, withEtag } from "./common.ts";
+import { syncReservations } from "../nodes/attachments.ts";
+import {
+  body,
+  checkIfMatch,
+  defined,
+  errors,
+  Id,
+  IfMatchHeaders,
+  json,
+  ListOf,
+  patchBody,
+  Timestamp,
+  validationHook,
+  withEtag,
+} from "./common.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
 import { ipamOf } from "./networks.ts";
 
@@ -80,8 +108,16 @@ export const NewNic = z.strictObject({
   mac_address: z.string().max(17).optional().openapi({
     description: "Default: a stable, locally administered MAC chosen by the control plane",
   }),
-  mtu: z.int().min(68).max(65535).nullable().optional(),
+  mtu: z.int().min(1280).max(65535).nullable().optional(),
 }).openapi("NewVmNic");
+
+export const NicPatch = z.strictObject({
+  ip_address: z.string().max(15).optional().openapi({
+    description: "Another free address of the NIC's network",
+  }),
+  mac_address: z.string().max(17).optional(),
+  mtu: z.int().min(1280).max(65535).nullable().optional(),
+}).openapi("VmNicPatch");
 
 type NewDiskInput = z.infer<typeof NewDisk>;
 type NewNicInput = z.infer<typeof NewNic>;
@@ -314,13 +350,20 @@ export function vmDevicesRouter(deps: AppDeps) {
       }),
       async (c) => {
         const { id, device_id } = c.req.valid("param");
+        let networkId: string | undefined;
         await transaction(deps.sql, async (tx) => {
           const vm = await vmOr404(tx, id, true);
           assertVmAction(vm, isDisk ? "detach_disk" : "remove_nic");
-          const row = isDisk ? await getDisk(tx, id, device_id) : await getNic(tx, id, device_id);
-          if (!row) throw new NotFoundError(`vm ${id} has no ${noun} ${device_id}`);
-          if (isDisk) await deleteDisk(tx, row.id);
-          else await deleteNic(tx, row.id);
+          if (isDisk) {
+            const row = await getDisk(tx, id, device_id);
+            if (!row) throw new NotFoundError(`vm ${id} has no ${noun} ${device_id}`);
+            await deleteDisk(tx, row.id);
+          } else {
+            const row = await getNic(tx, id, device_id);
+            if (!row) throw new NotFoundError(`vm ${id} has no ${noun} ${device_id}`);
+            await deleteNic(tx, row.id);
+            networkId = row.network_id;
+          }
           await audit(tx, c, {
             action: isDisk ? "detach_disk" : "remove_nic",
             resource_type: "vm",
@@ -328,6 +371,8 @@ export function vmDevicesRouter(deps: AppDeps) {
             summary: { name: vm.name, device_id },
           });
         });
+        // The address is free again: no DHCP server may hand it to this MAC any more.
+        if (networkId) await syncReservations(deps, [networkId]);
         return c.body(null, 204);
       },
     );
@@ -390,10 +435,91 @@ export function vmDevicesRouter(deps: AppDeps) {
         });
         return nic;
       });
+      // Every host of a dhcp network serves the new reservation before the VM can boot.
+      await syncReservations(deps, [row.network_id]);
       c.header("Location", `/v1/vms/${id}/nics/${row.device_id}`);
       return c.json(withEtag(c, row), 201);
     },
   );
 
+  app.openapi(
+    createRoute({
+      method: "patch",
+      path: "/vms/{id}/nics/{device_id}",
+      tags,
+      summary: "Change a NIC's address, MAC or MTU (VM created or shut down)",
+      description: "A new `ip_address` must be free on the NIC's network (409 otherwise); the " +
+        "NIC's DHCP reservation follows on every host of a dhcp network before the response.",
+      request: { params: DeviceParams, headers: IfMatchHeaders, body: patchBody(NicPatch) },
+      responses: { 200: json(Nic, "Updated", true), ...errors(400, 404, 409, 412, 422) },
+    }),
+    async (c) => {
+      const { id, device_id } = c.req.valid("param");
+      const patch = defined(c.req.valid("json"));
+      const row = await transaction(deps.sql, async (tx) => {
+        const vm = await vmOr404(tx, id, true);
+        const cur = await getNic(tx, id, device_id);
+        if (!cur) throw new NotFoundError(`vm ${id} has no NIC ${device_id}`);
+        checkIfMatch(c, cur.version, `NIC ${device_id} of vm ${id}`);
+        const fields = await nicChanges(tx, cur, patch);
+        if (Object.keys(fields).length === 0) return cur;
+        assertVmAction(vm, "update_nic");
+        const updated = await updateNic(tx, cur.id, fields);
+        if (!updated) throw new NotFoundError(`vm ${id} has no NIC ${device_id}`);
+        await audit(tx, c, {
+          action: "update_nic",
+          resource_type: "vm",
+          resource_id: id,
+          summary: { name: vm.name, device_id, fields: Object.keys(fields) },
+        });
+        return updated;
+      });
+      await syncReservations(deps, [row.network_id]);
+      return c.json(withEtag(c, row), 200);
+    },
+  );
+
   return app;
+}
+
+/**
+ * What a NIC patch changes (only fields that differ): a new address is checked against the
+ * network and moved in IPAM under the network's lock; a new MAC must be unicast and unused.
+ */
+async function nicChanges(
+  tx: Db,
+  cur: NicRow,
+  patch: Partial<z.infer<typeof NicPatch>>,
+): Promise<Partial<Pick<NicRow, "mac_address" | "ip_address" | "mtu">>> {
+  const fields: Partial<Pick<NicRow, "mac_address" | "ip_address" | "mtu">> = {};
+  if (patch.ip_address !== undefined && patch.ip_address !== cur.ip_address) {
+    const net = await networks.get(tx, cur.network_id, true);
+    const ipam = net && ipamOf(net);
+    if (!net || !ipam) {
+      throw InvalidArgumentError.field(
+        "ip_address",
+        `network ${net?.name ?? cur.network_id} has no IPAM (mode none)`,
+      );
+    }
+    const ip = formatAddress(checkStaticAddress(ipam, patch.ip_address));
+    if (ip !== cur.ip_address) {
+      const holder = await allocationOf(tx, net.id, ip);
+      if (holder) {
+        throw new AlreadyExistsError(
+          `${ip} is already allocated on network ${net.name} (vm ${
+            holder.vm_name ?? holder.vm_id
+          })`,
+          { details: [{ field: "ip_address", message: "already allocated" }] },
+        );
+      }
+      await moveAllocation(tx, cur.id, ip);
+      fields.ip_address = ip;
+    }
+  }
+  if (patch.mac_address !== undefined) {
+    const mac = checkRequestedMac(patch.mac_address);
+    if (mac !== cur.mac_address) fields.mac_address = mac;
+  }
+  if (patch.mtu !== undefined && patch.mtu !== cur.mtu) fields.mtu = patch.mtu;
+  return fields;
 }

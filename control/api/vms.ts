@@ -9,6 +9,7 @@ import { InvalidArgumentError, NotFoundError } from "../../shared/errors/errors.
 import { bootSources } from "../db/boot_sources.ts";
 import { instanceTypes } from "../db/instance_types.ts";
 import { networks } from "../db/networks.ts";
+import { networksOfVm } from "../db/network_interfaces.ts";
 import { type Db, transaction } from "../db/query.ts";
 import { vmTemplates } from "../db/vm_templates.ts";
 import { vmFilters, type VmRow, vms } from "../db/vms.ts";
@@ -19,6 +20,7 @@ import {
   type VmDefaults,
 } from "../domain/vm_fields.ts";
 import { assertVmAction, VM_STATUSES, type VmAction } from "../domain/vm_status.ts";
+import { syncReservations } from "../nodes/attachments.ts";
 import { audit } from "./audit.ts";
 import {
   body,
@@ -246,10 +248,13 @@ export function vmsRouter(deps: AppDeps) {
             disks: disks?.length ?? 0,
           },
         });
-        return vm;
+        return { ...vm, networkIds: nicInputs.map((n) => n.network_id) };
       });
-      c.header("Location", `/v1/vms/${row.id}`);
-      return c.json(withEtag(c, row), 201);
+      const { networkIds, ...vm } = row;
+      // Its addresses are reserved on every host of its dhcp networks before it can boot.
+      await syncReservations(deps, networkIds);
+      c.header("Location", `/v1/vms/${vm.id}`);
+      return c.json(withEtag(c, vm), 201);
     },
   );
 
@@ -319,6 +324,8 @@ export function vmsRouter(deps: AppDeps) {
         }
         return updated;
       });
+      // The name is the DHCP hostname of its reservations.
+      if (patch.name !== undefined) await syncReservations(deps, await networksOfVm(deps.sql, id));
       return c.json(withEtag(c, row), 200);
     },
   );

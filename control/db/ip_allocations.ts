@@ -79,3 +79,10 @@ export async function listAllocations(
       : null,
   };
 }
+
+/** Moves a NIC's allocation to another address (a taken address is a 409 from the unique key). */
+export async function moveAllocation(db: Db, nicId: string, address: string): Promise<void> {
+  await run(() =>
+    db`update ip_allocations set ip_address = ${address}::inet where nic_id = ${nicId}`
+  );
+}

@@ -68,3 +68,40 @@ export async function getNic(db: Db, vmId: string, deviceId: string): Promise<Ni
 export async function deleteNic(db: Db, id: string): Promise<void> {
   await run(() => db`delete from network_interfaces where id = ${id}`);
 }
+
+/** The NICs with an address on a network, cluster-wide, with their VMs' names. */
+export function nicAddressesOn(
+  db: Db,
+  networkId: string,
+): Promise<{ mac: string; ip: string | null; vm_name: string }[]> {
+  return run(() =>
+    db<{ mac: string; ip: string | null; vm_name: string }[]>`
+      select n.mac_address::text as mac, host(n.ip_address) as ip, v.name as vm_name
+      from network_interfaces n join vms v on v.id = n.vm_id
+      where n.network_id = ${networkId} and n.ip_address is not null
+      order by n.ip_address`
+  );
+}
+
+/** The distinct networks of a VM's NICs. */
+export async function networksOfVm(db: Db, vmId: string): Promise<string[]> {
+  const rows = await run(() =>
+    db<{ id: string }[]>`
+      select distinct network_id as id from network_interfaces where vm_id = ${vmId}
+      order by network_id`
+  );
+  return rows.map((r) => r.id);
+}
+
+/** Changes a NIC's MAC, address or MTU (its allocation follows in `moveAllocation`). */
+export async function updateNic(
+  db: Db,
+  id: string,
+  fields: Partial<Pick<NicRow, "mac_address" | "ip_address" | "mtu">>,
+): Promise<NicRow | undefined> {
+  const [row] = await run(() =>
+    db<NicRow[]>`update network_interfaces set ${db(fields)} where id = ${id}
+                 returning ${SELECT(db)}`
+  );
+  return row;
+}

@@ -51,6 +51,7 @@ export async function vmNicNetworks(
   const rows = await run(() =>
     db<
       (Omit<VmNicNetwork, "network"> & {
+        type: SpecNic["network"]["type"];
         mode: SpecNic["network"]["mode"];
         subnet: string | null;
         gateway: string | null;
@@ -59,18 +60,19 @@ export async function vmNicNetworks(
       })[]
     >`
       select n.device_id, n.mac_address::text as mac_address, host(n.ip_address) as ip_address,
-             n.mtu, n.network_id, w.name as network_name, w.mode, w.subnet::text as subnet,
-             host(w.gateway) as gateway, array(select host(x) from unnest(w.dns) x) as dns,
-             w.mtu as network_mtu, hn.bridge_name as bridge
+             n.mtu, n.network_id, w.name as network_name, w.type, w.mode,
+             w.subnet::text as subnet, host(w.gateway) as gateway,
+             array(select host(x) from unnest(w.dns) x) as dns, w.mtu as network_mtu,
+             hn.bridge_name as bridge, hn.parent_interface
       from network_interfaces n
       join networks w on w.id = n.network_id
       left join host_networks hn on hn.network_id = n.network_id and hn.host_id = ${hostId}
       where n.vm_id = ${vmId}
       order by n.created_at, length(n.device_id), n.device_id`
   );
-  return rows.map(({ mode, subnet, gateway, dns, network_mtu, ...r }) => ({
+  return rows.map(({ type, mode, subnet, gateway, dns, network_mtu, ...r }) => ({
     ...r,
-    network: { mode, subnet, gateway, dns, mtu: network_mtu },
+    network: { type, mode, subnet, gateway, dns, mtu: network_mtu },
   }));
 }
 

@@ -1,9 +1,10 @@
 /**
  * The VM → node translation, pure: a VM row plus its resolved disks, NICs and boot files
  * become the `VmConfig` a node's CreateVM takes. Disks are full paths on the host (pool
- * directory + object path) in boot order; NICs name their bridge, the tap the node will create
- * for them, their MAC and, on static networks, the guest address/gateway/DNS that cloud-init
- * configures; the payload is the boot source's kernel (+ initramfs, cmdline) or firmware, else
+ * directory + object path) in boot order; NICs name their bridge and the tap the node will
+ * create for them (macvtap NICs: their parent interface), their MAC and, on static networks
+ * only, the guest address/gateway/DNS that cloud-init configures (dhcp networks hand the same
+ * address out by MAC); the payload is the boot source's kernel (+ initramfs, cmdline) or firmware, else
  * the server's `vm_defaults`.
  */
 import { FailedPreconditionError } from "../../shared/errors/errors.ts";
@@ -37,14 +38,19 @@ export interface SpecDisk {
   boot_order: number | null;
 }
 
-/** A NIC with its network and the bridge that network has on the VM's host. */
+/**
+ * A NIC with its network and that network's attachment on the VM's host: the bridge (for a
+ * macvtap network only the attachment's key) and the parent interface.
+ */
 export interface SpecNic {
   device_id: string;
   mac_address: string;
   ip_address: string | null;
   mtu: number | null;
   bridge: string;
+  parent_interface: string | null;
   network: {
+    type: "bridge" | "vlan" | "macvtap";
     mode: "static" | "dhcp" | "none";
     subnet: string | null;
     gateway: string | null;
@@ -129,15 +135,37 @@ export function orderDisks(disks: readonly SpecDisk[]): SpecDisk[] {
   }).map(({ d }) => d);
 }
 
+/**
+ * One NIC for the node. Bridge and vlan NICs are a tap on the host's bridge; a macvtap NIC is
+ * a device the node makes on the attachment's parent interface (no bridge, no tap name) and
+ * keeps the parent's MTU unless the NIC sets its own. Either way the MAC is the NIC record's,
+ * which is what its DHCP reservation is keyed by.
+ */
 function nicConfig(vmId: string, nic: SpecNic, index: number): node.NetConfig.$Properties {
   const n = nic.network;
-  const out: node.NetConfig.$Properties = {
-    id: nic.device_id,
-    bridge: nic.bridge,
-    tap: tapName(vmId, index),
-    mac: nic.mac_address,
-    mtu: nic.mtu ?? n.mtu,
-  };
+  let out: node.NetConfig.$Properties;
+  if (n.type === "macvtap") {
+    if (!nic.parent_interface) {
+      throw new FailedPreconditionError(
+        `NIC ${nic.device_id} is on a macvtap network whose attachment names no parent_interface`,
+      );
+    }
+    out = {
+      id: nic.device_id,
+      type: node.NetworkType.NETWORK_TYPE_MACVTAP,
+      parentInterface: nic.parent_interface,
+      mac: nic.mac_address,
+      ...(nic.mtu ? { mtu: nic.mtu } : {}),
+    };
+  } else {
+    out = {
+      id: nic.device_id,
+      bridge: nic.bridge,
+      tap: tapName(vmId, index),
+      mac: nic.mac_address,
+      mtu: nic.mtu ?? n.mtu,
+    };
+  }
   if (n.mode === "static" && nic.ip_address && n.subnet) {
     out.guestIp = `${nic.ip_address}/${parseCidr(n.subnet).prefix}`;
     if (n.gateway) out.guestGateway = n.gateway;

@@ -32,7 +32,9 @@ const nic = (over: Partial<SpecNic> = {}, net: Partial<SpecNic["network"]> = {})
   ip_address: "10.0.0.5",
   mtu: null,
   bridge: "br-lan",
+  parent_interface: null,
   network: {
+    type: "bridge",
     mode: "static",
     subnet: "10.0.0.0/24",
     gateway: "10.0.0.1",
@@ -94,6 +96,56 @@ Deno.test("node spec: sizing, payload, disks in boot order, NICs with bridge, ta
   // The request encodes (the node gets exactly this).
   const decoded = node.VmConfig.decode(node.VmConfig.encode(c).finish());
   assert.equal(decoded.networks[0].tap, "qt4f1c2a3bn0");
+});
+
+Deno.test("node spec: vlan NICs are taps on the host's bridge; macvtap NICs sit on the parent", () => {
+  const c = buildVmConfig(VM, { kernel: "/k" }, [], [
+    nic({ parent_interface: "eth1" }, { type: "vlan", mode: "dhcp" }),
+    nic(
+      {
+        device_id: "net1",
+        mac_address: "52:00:00:00:00:02",
+        bridge: "qxmv0",
+        parent_interface: "eth0",
+      },
+      { type: "macvtap", mode: "static" },
+    ),
+    nic(
+      {
+        device_id: "net2",
+        mac_address: "52:00:00:00:00:03",
+        ip_address: null,
+        mtu: 9000,
+        bridge: "qxmv1",
+        parent_interface: "eth2",
+      },
+      { type: "macvtap", mode: "none", subnet: null, gateway: null, dns: [] },
+    ),
+  ]);
+  assert.deepEqual(c.networks, [
+    // dhcp: the address comes from the bridge's DHCP server, not cloud-init.
+    { id: "net0", bridge: "br-lan", tap: "qt4f1c2a3bn0", mac: "52:00:00:00:00:01", mtu: 1500 },
+    {
+      id: "net1",
+      type: node.NetworkType.NETWORK_TYPE_MACVTAP,
+      parentInterface: "eth0",
+      mac: "52:00:00:00:00:02",
+      guestIp: "10.0.0.5/24",
+      guestGateway: "10.0.0.1",
+      guestDns: ["1.1.1.1"],
+    },
+    {
+      id: "net2",
+      type: node.NetworkType.NETWORK_TYPE_MACVTAP,
+      parentInterface: "eth2",
+      mac: "52:00:00:00:00:03",
+      mtu: 9000,
+    },
+  ]);
+  assert.throws(
+    () => buildVmConfig(VM, { kernel: "/k" }, [], [nic({}, { type: "macvtap" })]),
+    /names no parent_interface/,
+  );
 });
 
 Deno.test("node spec: cloud-init only when asked for or needed; user values win", () => {

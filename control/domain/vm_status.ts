@@ -36,6 +36,8 @@ export const VM_ACTIONS = [
   "detach_disk",
   "add_nic",
   "remove_nic",
+  /** a NIC's address, MAC or MTU */
+  "update_nic",
 ] as const;
 export type VmAction = typeof VM_ACTIONS[number];
 
@@ -59,6 +61,7 @@ export const VM_ACTION_TABLE: Readonly<Record<VmAction, readonly VmStatus[]>> = 
   detach_disk: STOPPED,
   add_nic: STOPPED,
   remove_nic: STOPPED,
+  update_nic: STOPPED,
 };
 
 /** Statuses in which a VM holds CPU and memory on its host (the capacity ledger counts them). */

@@ -13,13 +13,14 @@ import {
 import { node } from "../../shared/proto/mod.ts";
 import { getHost, type HostRow } from "../db/hosts.ts";
 import { placementHosts } from "../db/placement.ts";
+import { networksOfVm } from "../db/network_interfaces.ts";
 import { bootSourceFiles, vmDiskFiles, vmNicNetworks } from "../db/vm_resources.ts";
 import { type VmRow, vms } from "../db/vms.ts";
 import { buildVmConfig, resolveBoot } from "../domain/node_spec.ts";
 import { place, type PlacementVm } from "../domain/placement.ts";
 import { assertVmAction, type VmAction, type VmStatus } from "../domain/vm_status.ts";
 import { changeVmStatus } from "../events/status.ts";
-import { applyNetwork, applyPool } from "../nodes/attachments.ts";
+import { applyNetwork, applyPool, syncReservations } from "../nodes/attachments.ts";
 import type { NodeClient } from "../nodes/client.ts";
 import type { JobContext, Step } from "./plan.ts";
 
@@ -454,10 +455,7 @@ export const deleteCheck: Step = {
     ctx.data.host_id = vm.host_id;
     ctx.data.name = vm.name;
     // DHCP networks hand out the VM's addresses by reservation: updated once it is gone.
-    const nics = await vmNicNetworks(ctx.svc.sql, vm.id, vm.host_id);
-    ctx.data.dhcp_networks = [
-      ...new Set(nics.filter((n) => n.network.mode === "dhcp").map((n) => n.network_id)),
-    ];
+    ctx.data.networks = await networksOfVm(ctx.svc.sql, vm.id);
   },
 };
 
@@ -500,16 +498,16 @@ export const deleteOnNodeStep: Step = {
   },
 };
 
-/** Delete: the DHCP servers of its networks on its host forget its reservations. */
+/**
+ * Delete: the DHCP servers of its networks, on every host they are attached to, forget its
+ * reservations (a host that misses this gets the current set when it is next applied).
+ */
 export const releaseReservationsStep: Step = {
   name: "release_reservations",
   async run(ctx) {
-    const networks = (ctx.data.dhcp_networks as string[] | undefined) ?? [];
-    if (ctx.data.gone || !ctx.data.host_id || networks.length === 0) return;
-    const host = await getHost(ctx.svc.sql, ctx.data.host_id as string);
-    if (!host || host.status === "down") return;
-    // Re-applying the attachment sends the current reservations (without this VM's).
-    for (const id of networks) await applyNetwork(ctx.svc, host, id, ctx.signal);
+    const networks = (ctx.data.networks as string[] | undefined) ?? [];
+    if (ctx.data.gone || networks.length === 0) return;
+    await syncReservations(ctx.svc, networks, ctx.signal);
   },
 };
 

@@ -9,6 +9,7 @@
  */
 import { run } from "../../shared/cmd/run.ts";
 import { createNetns, type Netns } from "./netns.ts";
+import { dnsmasqPids } from "./net_manager.ts";
 import { EMULATOR_BINARY, emulatorEnv } from "./node_agent.ts";
 import { pidsWhere, spawn, type Spawned, waitFor } from "./process.ts";
 import { createTestDatabase, type TestDatabase } from "./db.ts";
@@ -376,7 +377,8 @@ export class E2eCluster implements AsyncDisposable {
     }
     for (const n of this.nodes) {
       await n.proc?.stop(3000).catch(() => {});
-      for (const pid of n.vmmPids()) {
+      // VMMs and DHCP servers outlive their agent (and their namespace).
+      for (const pid of [...n.vmmPids(), ...dnsmasqPids(`${n.runtimeDir}/.dhcp`)]) {
         try {
           Deno.kill(pid, "SIGKILL");
         } catch { /* gone */ }

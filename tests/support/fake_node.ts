@@ -1,11 +1,13 @@
 /**
  * A fake qarax-node for control-plane tests: a nice-grpc server implementing VmService and
  * FileTransferService over an in-memory VM table, with the real node's error and auth
- * middleware. It runs in its own process (`fake_node_main.ts`; Deno 2.9's HTTP/2 is not safe
- * with a gRPC client and server closing sessions in one process), and tests drive it through
- * `FakeNodeHandle`: script it (`fail`, `delay`), observe it (`state`, `callsOf`), inject what
- * a real node would report (`poweroff`, `crash`, `forget`, also over WatchEvents), take it
- * off the network and back (`stop`/`restart`) or kill it (`kill`).
+ * middleware and its validation of VM NICs, network attachments and DHCP reservation sets
+ * (so what the control plane sends is what a real node accepts). It runs in its own process
+ * (`fake_node_main.ts`; Deno 2.9's HTTP/2 is not safe with a gRPC client and server closing
+ * sessions in one process), and tests drive it through `FakeNodeHandle`: script it (`fail`,
+ * `delay`), observe it (`state`, `callsOf`), inject what a real node would report
+ * (`poweroff`, `crash`, `forget`, `forgetNetwork`, also over WatchEvents), take it off the
+ * network and back (`stop`/`restart`) or kill it (`kill`).
  */
 import { createServer, type Server } from "nice-grpc";
 import {
@@ -22,6 +24,8 @@ import {
   VmServiceDefinition,
 } from "../../shared/proto/mod.ts";
 import { authMiddleware, errorMiddleware } from "../../node/rpc/middleware.ts";
+import { networkSpecFromRequest, reservationsForNetwork } from "../../node/net/spec.ts";
+import { normalizeNic } from "../../node/vmm/spec.ts";
 import { withUnimplemented } from "../../node/rpc/unimplemented.ts";
 
 const S = node.VmStatus;
@@ -155,6 +159,11 @@ export class FakeNode {
     this.vms.delete(vmId);
   }
 
+  /** Forgets a network attachment (as if the node's state were wiped). */
+  forgetNetwork(bridge: string): void {
+    this.networks.delete(bridge);
+  }
+
   #set(vmId: string, status: node.VmStatus, reason: string, kind: node.VmEventKind) {
     const vm = this.vms.get(vmId);
     if (!vm) return;
@@ -224,6 +233,8 @@ export class FakeNode {
       },
       createVM: async (req) => {
         await this.#enter("createVM", req);
+        // NICs as the real node checks them (other parts may be minimal in tests).
+        (req.networks ?? []).forEach((n, i) => normalizeNic(req.vmId ?? "", n, i));
         const id = req.vmId ?? "";
         const existing = this.vms.get(id);
         if (existing) {
@@ -297,7 +308,20 @@ export class FakeNode {
       },
       attachNetwork: async (req) => {
         await this.#enter("attachNetwork", req);
-        this.networks.set(req.bridgeName ?? "", req);
+        // The real node's validation: the control plane must only send what a node accepts.
+        networkSpecFromRequest(req);
+        this.networks.set(req.bridgeName ?? "", structuredClone(req));
+        return {};
+      },
+      setDhcpReservations: async (req) => {
+        await this.#enter("setDhcpReservations", req);
+        const att = this.networks.get(req.bridgeName ?? "");
+        if (!att) {
+          throw new FailedPreconditionError(`no network is attached on bridge ${req.bridgeName}`);
+        }
+        const spec = networkSpecFromRequest(att);
+        reservationsForNetwork(req.reservations ?? [], spec);
+        att.reservations = structuredClone(req.reservations ?? []);
         return {};
       },
       detachNetwork: async (req) => {
@@ -464,6 +488,11 @@ export class FakeNodeHandle implements AsyncDisposable {
   /** Forgets a VM. */
   async forget(vmId: string): Promise<void> {
     await this.#post("/forget", { vm_id: vmId });
+  }
+
+  /** Forgets a network attachment (as if the node's state were wiped). */
+  async forgetNetwork(bridge: string): Promise<void> {
+    await this.#post("/forget-network", { bridge });
   }
 
   /** Everything the fake knows. */

@@ -32,6 +32,9 @@ const control = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, as
     case "/forget":
       fake.forget(body.vm_id);
       return ok();
+    case "/forget-network":
+      fake.forgetNetwork(body.bridge);
+      return ok();
     case "/state":
       return ok(fakeState(fake));
     case "/stop":

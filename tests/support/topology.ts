@@ -53,8 +53,11 @@ export async function fakeGuest(node: string, bridge: string, mac: string): Prom
   try {
     await Deno.writeTextFile(script, UDHCPC_SCRIPT);
     await Deno.chmod(script, 0o755);
-    await run(["ip", "-n", node, "link", "add", port, "type", "veth", "peer", "name", "eth0"]);
-    await run(["ip", "-n", node, "link", "set", "eth0", "netns", ns.name]);
+    // The peer gets a unique name while in the node's namespace (which may have its own eth0).
+    const peer = `qp${short()}`;
+    await run(["ip", "-n", node, "link", "add", port, "type", "veth", "peer", "name", peer]);
+    await run(["ip", "-n", node, "link", "set", peer, "netns", ns.name]);
+    await run(["ip", "-n", ns.name, "link", "set", peer, "name", "eth0"]);
     await run(["ip", "-n", node, "link", "set", port, "master", bridge, "up"]);
     await run(["ip", "-n", ns.name, "link", "set", "eth0", "address", mac, "up"]);
   } catch (err) {
