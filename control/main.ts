@@ -1,17 +1,17 @@
 /**
- * `qarax`: the control-plane binary. Subcommands: `serve` (the REST API, default),
- * `migrate` (apply database migrations and exit), `version`.
+ * `qarax`: the control-plane binary. Server commands: `serve` (the REST API) and `migrate`
+ * (apply database migrations and exit); everything else is the client CLI (`control/cli/`).
  */
 import { flagHelp, type FlagSpec, parseFlags } from "../shared/config/flags.ts";
 import { ConfigError, loadControlConfig } from "../shared/config/load.ts";
 import { redactValue } from "../shared/config/redact.ts";
 import { Logger, logger, setLogger } from "../shared/log/logger.ts";
 import { QaraxError } from "../shared/errors/errors.ts";
-import { versionLine } from "../shared/version.ts";
 import { startServer } from "./server.ts";
 import { openDatabase } from "./db/open.ts";
 import { migrate } from "./db/migrate.ts";
 import { MIGRATIONS } from "../migrations/mod.ts";
+import { runCli } from "./cli/mod.ts";
 
 const SERVE_FLAGS: FlagSpec[] = [
   { name: "config", short: "c", help: "configuration file layered over the defaults" },
@@ -22,15 +22,15 @@ const SERVE_FLAGS: FlagSpec[] = [
   { name: "help", short: "h", type: "boolean", help: "show this help" },
 ];
 
-const USAGE = `Usage: qarax <command> [flags]
+const USAGE = `Usage: qarax serve|migrate [flags]
 
-Commands:
-  serve     run the control plane (REST API) [default]
+  serve     run the control plane (REST API)
   migrate   apply database migrations and exit
-  version   print the version
 
-Flags for serve and migrate:
+Flags:
 ${flagHelp(SERVE_FLAGS)}
+
+Client commands: \`qarax --help\`.
 `;
 
 function loadConfig(argv: string[]) {
@@ -54,16 +54,6 @@ function loadConfig(argv: string[]) {
 async function main(args: string[]): Promise<number> {
   const [cmd, ...rest] = args;
   switch (cmd) {
-    case "version":
-    case "--version":
-    case "-V":
-      console.log(versionLine("qarax"));
-      return 0;
-    case "help":
-    case "--help":
-    case "-h":
-      console.log(USAGE);
-      return 0;
     case "migrate": {
       const config = loadConfig(rest);
       const db = await openDatabase(config, logger());
@@ -78,9 +68,8 @@ async function main(args: string[]): Promise<number> {
       }
       return 0;
     }
-    case undefined:
     case "serve": {
-      const config = loadConfig(cmd ? rest : args);
+      const config = loadConfig(rest);
       const server = await startServer(config);
       console.log(`qarax API:  ${server.url}/v1\nqarax docs: ${server.url}/docs`);
       const stop = () => {
@@ -93,9 +82,7 @@ async function main(args: string[]): Promise<number> {
       return 0;
     }
     default:
-      if (cmd.startsWith("-")) return main(["serve", ...args]);
-      console.error(`qarax: unknown command "${cmd}"\n\n${USAGE}`);
-      return 2;
+      return await runCli(args);
   }
 }
 
