@@ -72,24 +72,16 @@ export class Drain {
   }
 
   /** The middleware; add it first so refused calls cost nothing. */
-  readonly middleware: ServerMiddleware;
+  readonly middleware: ServerMiddleware = (call, context) => this.#run(call, context);
 
-  constructor() {
-    const self = this;
-    this.middleware = async function* drain<Req, Res>(
-      call: ServerMiddlewareCall<Req, Res>,
-      context: CallContext,
-    ) {
-      if (self.#draining) {
-        throw new ServerError(Status.UNAVAILABLE, "node agent is shutting down");
-      }
-      self.#inflight++;
-      try {
-        return yield* call.next(call.request, context);
-      } finally {
-        if (--self.#inflight === 0 && self.#draining) self.#idle.resolve();
-      }
-    };
+  async *#run<Req, Res>(call: ServerMiddlewareCall<Req, Res>, context: CallContext) {
+    if (this.#draining) throw new ServerError(Status.UNAVAILABLE, "node agent is shutting down");
+    this.#inflight++;
+    try {
+      return yield* call.next(call.request, context);
+    } finally {
+      if (--this.#inflight === 0 && this.#draining) this.#idle.resolve();
+    }
   }
 
   /** Refuses new calls; resolves when none is in flight any more. */
