@@ -183,7 +183,7 @@ async function main() {
     if (stopping) return;
     stopping = true;
     console.log("\nstopping qarax (VMs keep running; the next start adopts them)");
-    await server?.shutdown().catch(() => {});
+    await server?.shutdown({ exiting: true }).catch(() => {});
     try {
       agent.kill("SIGTERM");
     } catch { /* gone */ }

@@ -74,7 +74,7 @@ async function main(args: string[]): Promise<number> {
       console.log(`qarax API:  ${server.url}/v1\nqarax docs: ${server.url}/docs`);
       const stop = () => {
         logger().info("shutting down");
-        server.shutdown().then(() => Deno.exit(0));
+        server.shutdown({ exiting: true }).then(() => Deno.exit(0));
       };
       Deno.addSignalListener("SIGINT", stop);
       Deno.addSignalListener("SIGTERM", stop);

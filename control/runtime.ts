@@ -23,7 +23,12 @@ export interface Runtime {
   workers: JobWorkers;
   leadership: Leadership;
   monitors: Monitors;
-  stop(): Promise<void>;
+  /**
+   * Stops workers, leadership, monitors and events. `exiting`: the process ends next, so node
+   * connections are left to the exit (closing a live HTTP/2 session sends GOAWAY, which can
+   * crash the Deno node agent that receives it, denoland/deno#36788).
+   */
+  stop(options?: { exiting?: boolean }): Promise<void>;
 }
 
 export interface RuntimeOptions {
@@ -72,12 +77,12 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     workers,
     leadership,
     monitors,
-    async stop() {
+    async stop(options = {}) {
       await workers.stop();
       await leadership.stop();
       await monitors.stop();
       await events.stop();
-      nodes.close();
+      if (!options.exiting) nodes.close();
     },
   };
 }

@@ -23,7 +23,8 @@ export interface ServerHandle {
   sql: Sql;
   deps: AppDeps;
   runtime: Runtime;
-  shutdown(): Promise<void>;
+  /** Stops serving and the runtime; `exiting` as in `Runtime.stop`. */
+  shutdown(options?: { exiting?: boolean }): Promise<void>;
 }
 
 /** Options for tests and embedding; the config decides everything else. */
@@ -92,11 +93,11 @@ export async function startServer(
       sql: db.sql,
       deps,
       runtime: rt,
-      shutdown() {
+      shutdown(options) {
         stopping ??= (async () => {
           ac.abort();
           await server.finished;
-          await rt.stop();
+          await rt.stop(options);
           if (ownsDb) await db.close();
         })();
         return stopping;

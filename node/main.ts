@@ -98,10 +98,10 @@ async function main(argv: string[]): Promise<void> {
     stopping = true;
     // VMs keep running: their VMMs live in their own sessions and are re-adopted next start.
     log.info("shutting down (VMs keep running)");
+    // Event streams end first (they never finish by themselves), then calls in flight.
     bus.close();
-    const grace = new Promise((r) => setTimeout(r, 5_000));
-    await Promise.race([server.shutdown(), grace]);
-    server.server.forceShutdown();
+    const cut = await server.drain(5_000);
+    if (cut > 0) log.warn("calls still running at shutdown were cut", { calls: cut });
     await manager.close();
     networks.close();
     Deno.exit(0);

@@ -16,6 +16,8 @@ const PACKAGES: Record<string, () => Promise<boolean>> = {
   "python3-grpcio": () => ok(["/usr/bin/python3", "-c", "import grpc"]),
   "python3-protobuf": () => ok(["/usr/bin/python3", "-c", "import google.protobuf"]),
   "protobuf-compiler": () => has("protoc"),
+  // protoc's well-known types (google/protobuf/empty.proto) for the interop test.
+  "libprotobuf-dev": () => exists("/usr/include/google/protobuf/empty.proto"),
   "dnsmasq-base": () => has("dnsmasq"),
   "busybox": () => has("busybox"),
   "nftables": () => has("nft"),
@@ -102,13 +104,15 @@ async function waitForPg(seconds: number): Promise<boolean> {
   return false;
 }
 
+/** The installed Debian clusters that serve the test database's port (others are not ours). */
 async function clusters(): Promise<{ version: string; name: string; status: string }[]> {
   if (!await has("pg_lsclusters")) return [];
   const out = await new Deno.Command("pg_lsclusters", { args: ["-h"], stdout: "piped" }).output();
+  const port = new URL(TEST_DATABASE_URL).port || "5432";
   return new TextDecoder().decode(out.stdout).trim().split("\n").filter(Boolean).map((l) => {
-    const [version, name, , status] = l.split(/\s+/);
-    return { version, name, status };
-  });
+    const [version, name, clusterPort, status] = l.split(/\s+/);
+    return { version, name, port: clusterPort, status };
+  }).filter((c) => c.port === port);
 }
 
 async function ensurePostgres(): Promise<void> {

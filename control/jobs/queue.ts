@@ -129,7 +129,8 @@ export function leaseToken(owner: string): string {
 
 /**
  * Claims one job: a running job whose lease expired (its worker died) first, else the oldest
- * pending job that may run now. Records `job.started`. Returns null when there is none.
+ * pending job that may run now. A lease of this same process is never taken over: its worker
+ * is alive (it hands jobs back when it stops), merely slow to renew. Records `job.started`. Returns null when there is none.
  */
 export async function claimJob(
   bus: EventBus,
@@ -148,6 +149,7 @@ export async function claimJob(
       update jobs j set ${set}
       where j.id = (select id from jobs
                     where status = 'running' and lease_expires_at < now() ${typeFilter}
+                      and split_part(lease_owner, '#', 1) <> ${owner}
                     order by lease_expires_at limit 1 for update skip locked)
       returning ${tx(CLAIM_COLUMNS)}`;
     const recovered = rows.length > 0;
@@ -166,18 +168,22 @@ export async function claimJob(
   });
 }
 
-/** Extends a lease; false when it is no longer ours. */
-export async function renewLease(
+/** Extends the leases of many jobs in one statement; returns the ids still ours. */
+export async function renewLeases(
   db: Db,
-  id: string,
-  token: string,
+  leases: readonly { id: string; token: string }[],
   leaseMs: number,
-): Promise<boolean> {
+): Promise<Set<string>> {
+  if (leases.length === 0) return new Set();
   const rows = await run(() =>
-    db`update jobs set lease_expires_at = now() + ${leaseMs} * interval '1 millisecond'
-       where id = ${id} and lease_owner = ${token} and status = 'running' returning id`
+    db<{ id: string }[]>`
+      update jobs j set lease_expires_at = now() + ${leaseMs} * interval '1 millisecond'
+      from unnest(${leases.map((l) => l.id)}::uuid[], ${leases.map((l) => l.token)}::text[])
+        as held(id, token)
+      where j.id = held.id and j.lease_owner = held.token and j.status = 'running'
+      returning j.id`
   );
-  return rows.length > 0;
+  return new Set(rows.map((r) => r.id));
 }
 
 /** Locks the job row in `tx` and throws LeaseLostError unless `token` still holds it. */

@@ -9,7 +9,7 @@ import {
   finishJob,
   LeaseLostError,
   releaseJob,
-  renewLease,
+  renewLeases,
   retryJob,
   saveProgress,
 } from "./queue.ts";
@@ -84,7 +84,10 @@ Deno.test("queue: an expired lease is re-claimed first; the old token is fenced 
   assert.equal(second.job.attempts, 2);
   assert.deepEqual(second.job.checkpoint, { done: ["check"], data: { from: "created" } });
   // The first worker can no longer renew, save or finish.
-  assert.equal(await renewLease(api.db.sql, job.id, first.token, 1000), false);
+  assert.deepEqual(
+    await renewLeases(api.db.sql, [{ id: job.id, token: first.token }], 1000),
+    new Set(),
+  );
   await assert.rejects(
     () =>
       bus.transaction((tx, emit) =>
@@ -92,7 +95,10 @@ Deno.test("queue: an expired lease is re-claimed first; the old token is fenced 
       ),
     LeaseLostError,
   );
-  assert.equal(await renewLease(api.db.sql, job.id, second.token, 1000), true);
+  assert.deepEqual(
+    await renewLeases(api.db.sql, [{ id: job.id, token: second.token }], 1000),
+    new Set([job.id]),
+  );
   await bus.transaction((tx) => checkLease(tx, job.id, second.token));
 });
 

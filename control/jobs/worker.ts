@@ -2,7 +2,7 @@
  * The job workers of one process: up to `jobs.workers` jobs at a time, claimed from the
  * shared queue (any process may run any job; SKIP LOCKED and the lease make each run exactly
  * once), woken at once by `job.created`/`job.retrying` events and by a poll as the backstop.
- * While a job runs its lease is renewed; a lost lease aborts it. Failures that may pass
+ * While a job runs its lease is kept (leases.ts); a lost lease aborts it. Failures that may pass
  * (node unreachable, deadline, conflict) are retried with backoff up to the job's
  * `max_attempts`; anything else, or the last attempt, fails the job with its reason after the
  * plan's clean-up. On shutdown running jobs are aborted and handed back to the queue.
@@ -15,6 +15,7 @@ import {
 } from "../../shared/errors/errors.ts";
 import type { Logger } from "../../shared/log/logger.ts";
 import type { Services } from "../services.ts";
+import { LeaseKeeper } from "./leases.ts";
 import { JobRun, type Plan } from "./plan.ts";
 import {
   type Claimed,
@@ -22,7 +23,6 @@ import {
   finishJob,
   LeaseLostError,
   releaseJob,
-  renewLease,
   retryJob,
 } from "./queue.ts";
 
@@ -61,11 +61,13 @@ export class JobWorkers {
   #stopped = false;
   #timer: ReturnType<typeof setInterval> | undefined;
   #unsubscribe: (() => void) | undefined;
+  readonly #leases: LeaseKeeper;
 
   constructor(svc: Services, options: WorkerOptions) {
     this.#svc = svc;
     this.#opts = options;
     this.#log = svc.logger.child({ component: "jobs" });
+    this.#leases = new LeaseKeeper(svc.sql, svc.config.jobs.lease_ms, this.#log);
   }
 
   /** Jobs running now. */
@@ -112,6 +114,7 @@ export class JobWorkers {
     for (const r of running) {
       await releaseJob(this.#svc.sql, r.claimed).catch(() => {});
     }
+    await this.#leases.close();
   }
 
   async #fill(): Promise<void> {
@@ -135,12 +138,7 @@ export class JobWorkers {
   async #execute(claimed: Claimed, ac: AbortController): Promise<void> {
     const { job } = claimed;
     const log = this.#log.child({ job_id: job.id, job_type: job.type });
-    const { lease_ms } = this.#svc.config.jobs;
-    const renew = setInterval(() => {
-      renewLease(this.#svc.sql, job.id, claimed.token, lease_ms).then((ok) => {
-        if (!ok) ac.abort(new LeaseLostError(`job ${job.id}: lease lost`));
-      }).catch((err) => log.warn("lease renewal failed", { err }));
-    }, Math.max(50, Math.floor(lease_ms / 3)));
+    const unhold = this.#leases.hold(job.id, claimed.token, (err) => ac.abort(err));
     const run = new JobRun(this.#svc, claimed, ac.signal);
     try {
       const plan = this.#opts.plans[job.type];
@@ -190,7 +188,7 @@ export class JobWorkers {
         if (!(e instanceof LeaseLostError)) log.warn("recording the job's outcome failed", { e });
       }
     } finally {
-      clearInterval(renew);
+      unhold();
     }
   }
 

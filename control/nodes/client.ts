@@ -74,23 +74,20 @@ export interface NodeRpc {
   files: FilesClient;
 }
 
-/** One HTTP/2 connection and the calls it carries. */
+/**
+ * One HTTP/2 connection and the calls it carries. A node keeps one connection for as long as
+ * it answers: Deno 2.9's HTTP/2 can crash a process when sessions close while others carry
+ * calls (denoland/deno#36788; seen as `free(): invalid pointer` in a node agent whose client
+ * cycled connections, and as an nghttp2 assertion in a client receiving GOAWAY). So a
+ * connection is only replaced after it failed with UNAVAILABLE (its peer is gone, closing it
+ * sends nothing), and nodes never send GOAWAY (they drain and exit instead).
+ */
 interface Connection extends NodeRpc {
   channel: Channel;
-  /** Calls started on it. */
-  calls: number;
   /** Calls (and streams) not finished yet. */
   inflight: number;
   retired: boolean;
 }
-
-/**
- * Calls one connection carries before new calls move to a fresh one. Deno 2.9's HTTP/2 can
- * abort the whole process when a GOAWAY arrives on (or is sent for) a session that has carried
- * a few dozen streams (denoland/deno#36788) — which is what a node's graceful restart sends.
- * Keeping sessions short avoids it; a retired connection closes once its calls are done.
- */
-export const CALLS_PER_CONNECTION = 16;
 
 /** One node: its connections, and call wrappers that add deadline and token and map errors. */
 export class NodeClient {
@@ -115,21 +112,18 @@ export class NodeClient {
   #acquire(): Connection {
     if (this.#closed) throw new UnavailableError(`${this.#label}: client closed`);
     let conn = this.#conn;
-    if (!conn || conn.calls >= CALLS_PER_CONNECTION) {
-      if (conn) this.#retire(conn);
+    if (!conn) {
       const channel = createChannel(this.target, undefined, CHANNEL_OPTIONS);
       conn = {
         channel,
         vm: factory.create(VmServiceDefinition, channel),
         files: factory.create(FileTransferServiceDefinition, channel),
-        calls: 0,
         inflight: 0,
         retired: false,
       };
       this.#conn = conn;
       this.#open.add(conn);
     }
-    conn.calls++;
     conn.inflight++;
     return conn;
   }

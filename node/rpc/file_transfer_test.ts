@@ -1,14 +1,14 @@
-/** The FileTransferService through a real nice-grpc client against startNodeServer. */
+/**
+ * The FileTransferService through a real nice-grpc client against startNodeServer, which runs
+ * in its own process (tests/support/node_server.ts; see deno#36788 there).
+ */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { type Client, createChannel, createClient } from "nice-grpc";
 import { FileTransferServiceDefinition, node } from "../../shared/proto/mod.ts";
-import { parseListen } from "../../shared/net/listen.ts";
-import { StateStore } from "../state/store.ts";
+import { startNodeServerProcess } from "../../tests/support/node_server.ts";
 import { diskInfo, type Progress } from "../storage/disks.ts";
-import { PoolManager } from "../storage/pools.ts";
 import { progressOf } from "./file_transfer.ts";
-import { startNodeServer } from "./server.ts";
 
 const MiB = 1024 * 1024;
 type FileClient = Client<typeof FileTransferServiceDefinition>;
@@ -40,21 +40,14 @@ function slowImage(): Response {
 
 async function withNode(fn: (ctx: Ctx) => Promise<void>) {
   const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "qarax-ft-" }));
-  const pools = new PoolManager(await StateStore.open(`${dir}/state`));
-  await pools.attach({ id: "p1", kind: "local", path: `${dir}/pool` });
+  await Deno.mkdir(`${dir}/pool`);
   await Deno.mkdir(`${dir}/outside`);
   const http = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     (req) =>
       new URL(req.url).pathname === "/image.raw" ? slowImage() : new Response("", { status: 404 }),
   );
-  const srv = await startNodeServer({
-    listen: parseListen("127.0.0.1:0"),
-    authToken: "",
-    runtimeDir: dir,
-    vmmBinary: "/nonexistent",
-    pools,
-  });
+  const srv = await startNodeServerProcess({ dir, pools: [{ id: "p1", path: `${dir}/pool` }] });
   const channel = createChannel(srv.address);
   try {
     await fn({
@@ -64,8 +57,8 @@ async function withNode(fn: (ctx: Ctx) => Promise<void>) {
       http: `http://127.0.0.1:${http.addr.port}`,
     });
   } finally {
+    await srv[Symbol.asyncDispose]();
     channel.close();
-    await srv.shutdown();
     await http.shutdown();
     await Deno.remove(dir, { recursive: true });
   }

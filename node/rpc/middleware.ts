@@ -1,8 +1,15 @@
 /**
- * Server middleware of the node's gRPC services: bearer-token authentication, and the
- * translation of domain errors into gRPC statuses (via the one mapping in shared/errors).
+ * Server middleware of the node's gRPC services: bearer-token authentication, the
+ * translation of domain errors into gRPC statuses (via the one mapping in shared/errors), and
+ * draining (refuse new calls, know when the last one in flight has finished) for shutdown.
  */
-import { type CallContext, ServerError, type ServerMiddlewareCall, Status } from "nice-grpc-common";
+import {
+  type CallContext,
+  ServerError,
+  type ServerMiddleware,
+  type ServerMiddlewareCall,
+  Status,
+} from "nice-grpc-common";
 import { toServerError } from "../../shared/errors/grpc.ts";
 import { logger } from "../../shared/log/logger.ts";
 
@@ -47,5 +54,40 @@ export async function* errorMiddleware<Req, Res>(
       : "debug";
     logger()[level]("rpc failed", { method: call.method.path, err });
     throw mapped;
+  }
+}
+
+/**
+ * Counts calls in flight and, once `drain()` is called, refuses new ones with UNAVAILABLE (a
+ * status clients retry elsewhere or later).
+ */
+export class Drain {
+  #inflight = 0;
+  #draining = false;
+  #idle = Promise.withResolvers<void>();
+
+  /** Calls running now. */
+  get inflight(): number {
+    return this.#inflight;
+  }
+
+  /** The middleware; add it first so refused calls cost nothing. */
+  readonly middleware: ServerMiddleware = (call, context) => this.#run(call, context);
+
+  async *#run<Req, Res>(call: ServerMiddlewareCall<Req, Res>, context: CallContext) {
+    if (this.#draining) throw new ServerError(Status.UNAVAILABLE, "node agent is shutting down");
+    this.#inflight++;
+    try {
+      return yield* call.next(call.request, context);
+    } finally {
+      if (--this.#inflight === 0 && this.#draining) this.#idle.resolve();
+    }
+  }
+
+  /** Refuses new calls; resolves when none is in flight any more. */
+  drain(): Promise<void> {
+    this.#draining = true;
+    if (this.#inflight === 0) this.#idle.resolve();
+    return this.#idle.promise;
   }
 }

@@ -1,13 +1,13 @@
 /**
- * Builds the node's gRPC server: middleware (errors, auth) and the services, listening on a
- * TCP or unix address. Service implementations live beside this file, one per service.
+ * Builds the node's gRPC server: middleware (drain, errors, auth) and the services, listening
+ * on a TCP or unix address. Service implementations live beside this file, one per service.
  */
 import { createServer, type Server } from "nice-grpc";
 import { FileTransferServiceDefinition, VmServiceDefinition } from "../../shared/proto/mod.ts";
 import { formatListen, type ListenAddr } from "../../shared/net/listen.ts";
 import type { PoolManager } from "../storage/pools.ts";
 import { fileTransferService } from "./file_transfer.ts";
-import { authMiddleware, errorMiddleware } from "./middleware.ts";
+import { authMiddleware, Drain, errorMiddleware } from "./middleware.ts";
 import { vmService, type VmServiceDeps } from "./vm_service.ts";
 
 export interface NodeServerOptions {
@@ -26,12 +26,25 @@ export interface NodeServer {
   server: Server;
   /** The bound address (`host:port` with the real port, or `unix:/path`). */
   address: string;
+  /**
+   * Refuses new calls and waits up to `graceMs` for the calls in flight. It deliberately does
+   * not close the HTTP/2 sessions: a gRPC server shutdown sends GOAWAY, and a Deno 2.9 client
+   * (the control plane) can abort or hang on a GOAWAY that arrives while it has calls open
+   * (denoland/deno#36788). The caller exits the process afterwards, so peers see the TCP
+   * connections close, which they handle like any lost node. Returns the calls cut short.
+   */
+  drain(graceMs: number): Promise<number>;
+  /** Closes the listener and every session (in-process use only, e.g. tests). */
   shutdown(): Promise<void>;
 }
 
 /** Starts the gRPC server on `options.listen`. */
 export async function startNodeServer(options: NodeServerOptions): Promise<NodeServer> {
-  const server = createServer().use(errorMiddleware).use(authMiddleware(options.authToken));
+  const drain = new Drain();
+  const server = createServer()
+    .use(drain.middleware)
+    .use(errorMiddleware)
+    .use(authMiddleware(options.authToken));
   server.add(VmServiceDefinition, vmService(options));
   server.add(FileTransferServiceDefinition, fileTransferService({ pools: options.pools }));
   let address: string;
@@ -43,5 +56,16 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     const port = await server.listen(formatListen(options.listen));
     address = formatListen({ ...options.listen, port });
   }
-  return { server, address, shutdown: () => server.shutdown() };
+  return {
+    server,
+    address,
+    async drain(graceMs) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const grace = new Promise<void>((r) => timer = setTimeout(r, graceMs));
+      await Promise.race([drain.drain(), grace]);
+      clearTimeout(timer);
+      return drain.inflight;
+    },
+    shutdown: () => server.shutdown(),
+  };
 }

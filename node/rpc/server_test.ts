@@ -1,24 +1,15 @@
 import assert from "node:assert/strict";
 import { createChannel, createClient, Metadata } from "nice-grpc";
 import { VmServiceDefinition } from "../../shared/proto/mod.ts";
-import { parseListen } from "../../shared/net/listen.ts";
-import { StateStore } from "../state/store.ts";
-import { PoolManager } from "../storage/pools.ts";
-import { startNodeServer } from "./server.ts";
+import { startNodeServerProcess } from "../../tests/support/node_server.ts";
 
+// The server runs in its own process (tests/support/node_server.ts): see deno#36788 there.
 async function withServer(token: string, fn: (address: string) => Promise<void>) {
   const dir = await Deno.makeTempDir();
-  const srv = await startNodeServer({
-    listen: parseListen("127.0.0.1:0"),
-    authToken: token,
-    runtimeDir: dir,
-    vmmBinary: "/nonexistent",
-    pools: new PoolManager(await StateStore.open(`${dir}/state`)),
-  });
   try {
+    await using srv = await startNodeServerProcess({ dir, token });
     await fn(srv.address);
   } finally {
-    await srv.shutdown();
     await Deno.remove(dir, { recursive: true });
   }
 }

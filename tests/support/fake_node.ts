@@ -27,6 +27,7 @@ import { authMiddleware, errorMiddleware } from "../../node/rpc/middleware.ts";
 import { networkSpecFromRequest, reservationsForNetwork } from "../../node/net/spec.ts";
 import { normalizeNic } from "../../node/vmm/spec.ts";
 import { withUnimplemented } from "../../node/rpc/unimplemented.ts";
+import { TcpFront } from "./tcp_front.ts";
 
 const S = node.VmStatus;
 
@@ -70,6 +71,7 @@ export class FakeNode {
   readonly options: Required<FakeNodeOptions>;
   port = 0;
   #server: Server | undefined;
+  #front: TcpFront | undefined;
   #scripts = new Map<string, Script[]>();
   #delays = new Map<string, number>();
   #watchers = new Set<(e: node.VmEvent.$Properties) => void>();
@@ -88,22 +90,25 @@ export class FakeNode {
 
   /** Starts serving on 127.0.0.1 (a free port the first time, the same port after). */
   async start(): Promise<this> {
-    const server = createServer().use(errorMiddleware).use(authMiddleware(this.options.token));
-    server.add(VmServiceDefinition, this.#vmService());
-    server.add(FileTransferServiceDefinition, this.#fileService());
-    this.port = await server.listen(`127.0.0.1:${this.port}`);
-    this.#server = server;
+    if (!this.#server) {
+      const server = createServer().use(errorMiddleware).use(authMiddleware(this.options.token));
+      server.add(VmServiceDefinition, this.#vmService());
+      server.add(FileTransferServiceDefinition, this.#fileService());
+      this.#server = server;
+      this.#front = new TcpFront(await server.listen("127.0.0.1:0"), this.port);
+    }
+    this.#front!.open();
+    this.port = this.#front!.port;
     return this;
   }
 
   /** Stops serving (open event streams break), as a crashed agent would. */
   stop(): Promise<void> {
+    // The gRPC server itself stays up behind the front: shutting it down would send GOAWAY.
+    this.#front?.cut();
     for (const end of this.#ends) end();
     this.#ends.clear();
     this.#watchers.clear();
-    const s = this.#server;
-    this.#server = undefined;
-    s?.forceShutdown();
     return Promise.resolve();
   }
 
@@ -113,7 +118,7 @@ export class FakeNode {
   }
 
   get running(): boolean {
-    return this.#server !== undefined;
+    return this.#front?.isOpen ?? false;
   }
 
   /** The next `times` calls of `method` fail with `error`. */
