@@ -1,5 +1,5 @@
 /**
- * Builds the node's gRPC server: middleware (errors, auth) and the services, listening on a
+ * Builds the node's gRPC server: middleware (metrics, errors, auth) and the services, listening on a
  * TCP or unix address. Service implementations live beside this file, one per service.
  */
 import { createServer, type Server } from "nice-grpc";
@@ -7,7 +7,12 @@ import { FileTransferServiceDefinition, VmServiceDefinition } from "../../shared
 import { formatListen, type ListenAddr } from "../../shared/net/listen.ts";
 import type { PoolManager } from "../storage/pools.ts";
 import { fileTransferService } from "./file_transfer.ts";
-import { authMiddleware, errorMiddleware } from "./middleware.ts";
+import {
+  authMiddleware,
+  type CallObserver,
+  errorMiddleware,
+  metricsMiddleware,
+} from "./middleware.ts";
 import { vmService, type VmServiceDeps } from "./vm_service.ts";
 
 export interface NodeServerOptions {
@@ -19,6 +24,8 @@ export interface NodeServerOptions {
   pools: PoolManager;
   /** The VM, network and event managers (without them only GetNodeInfo is served). */
   vms?: VmServiceDeps["vms"];
+  /** Told about every served call (the agent's metrics). */
+  metrics?: CallObserver;
 }
 
 /** A listening node server. */
@@ -31,7 +38,10 @@ export interface NodeServer {
 
 /** Starts the gRPC server on `options.listen`. */
 export async function startNodeServer(options: NodeServerOptions): Promise<NodeServer> {
-  const server = createServer().use(errorMiddleware).use(authMiddleware(options.authToken));
+  const observer = options.metrics ?? { observeCall: () => {} };
+  const server = createServer().use(metricsMiddleware(observer)).use(errorMiddleware).use(
+    authMiddleware(options.authToken),
+  );
   server.add(VmServiceDefinition, vmService(options));
   server.add(FileTransferServiceDefinition, fileTransferService({ pools: options.pools }));
   let address: string;
