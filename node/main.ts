@@ -132,9 +132,8 @@ async function main(argv: string[]): Promise<void> {
     // VMs keep running: their VMMs live in their own sessions and are re-adopted next start.
     log.info("shutting down (VMs keep running)");
     bus.close();
-    await metricsServer?.shutdown();
     const grace = new Promise((r) => setTimeout(r, 5_000));
-    await Promise.race([server.shutdown(), grace]);
+    await Promise.race([Promise.all([server.shutdown(), metricsServer?.shutdown()]), grace]);
     server.server.forceShutdown();
     await manager.close();
     networks.close();

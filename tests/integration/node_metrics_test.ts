@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { ClientError, Status } from "nice-grpc";
+import { waitFor } from "../support/process.ts";
 import { TestAgent } from "../support/node_agent.ts";
 import { parseSamples, valueOf } from "../support/metrics.ts";
 
@@ -74,4 +75,14 @@ Deno.test("node /metrics: VMs by status, CH counters of a booted VM, gRPC calls"
   const after = await scrape();
   assert.equal(valueOf(after, "qarax_node_vms", { status: "running" }), 0);
   assert.ok(![...after.keys()].some((k) => k.includes(A)));
+});
+
+Deno.test("node /metrics: a metrics port already in use is logged; the agent still serves", async () => {
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (taken.addr as Deno.NetAddr).port;
+  await using agent = await TestAgent.start({
+    env: { QARAX_NODE__METRICS_LISTEN: `127.0.0.1:${port}` },
+  });
+  await waitFor(() => /metrics listener failed/.test(agent.output()), 10_000, "the error line");
+  assert.ok((await agent.vms.getNodeInfo({})).hostname, "gRPC works without metrics");
 });
