@@ -14,6 +14,7 @@ import { JobWorkers } from "./jobs/worker.ts";
 import { NodePool } from "./nodes/client.ts";
 import { Monitors } from "./nodes/monitor.ts";
 import type { Services } from "./services.ts";
+import { ControlMetrics } from "./metrics.ts";
 
 /** A running runtime. */
 export interface Runtime {
@@ -55,7 +56,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     token: config.nodes.auth_token,
     callTimeoutMs: config.nodes.call_timeout_ms,
   });
-  const svc: Services = { sql, config, logger, events, nodes };
+  const metrics = new ControlMetrics(sql, logger);
+  const svc: Services = { sql, config, logger, events, nodes, metrics };
   const instance = instanceName();
   const workers = new JobWorkers(svc, { owner: instance, plans: PLANS });
   const monitors = new Monitors(svc);

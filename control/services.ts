@@ -1,6 +1,6 @@
 /**
  * What the orchestration layer runs on: the database, configuration, logger, the event bus
- * (and its event-recording transactions) and the node clients. The HTTP app's dependencies
+ * (and its event-recording transactions), the node clients and the metrics. The HTTP app's dependencies
  * extend this, and the job workers and monitors take it as is.
  */
 import type { Sql } from "postgres";
@@ -8,6 +8,7 @@ import type { ControlConfig } from "../shared/config/schema.ts";
 import type { Logger } from "../shared/log/logger.ts";
 import type { EventBus } from "./events/bus.ts";
 import type { NodePool } from "./nodes/client.ts";
+import type { ControlMetrics } from "./metrics.ts";
 
 /** Shared services of one control-plane process. */
 export interface Services {
@@ -16,4 +17,6 @@ export interface Services {
   logger: Logger;
   events: EventBus;
   nodes: NodePool;
+  /** This process's Prometheus metrics. */
+  metrics: ControlMetrics;
 }

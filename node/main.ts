@@ -1,6 +1,7 @@
 /**
  * `qarax-node`: the node agent binary. Serves the node gRPC services on `--port` (all
- * interfaces) or `--listen`, managing VMs under `--runtime-dir`.
+ * interfaces) or `--listen`, managing VMs under `--runtime-dir`, and Prometheus metrics on
+ * `node.metrics_listen`.
  */
 import { flagHelp, type FlagSpec, parseFlags } from "../shared/config/flags.ts";
 import { ConfigError, loadNodeConfig } from "../shared/config/load.ts";
@@ -13,6 +14,8 @@ import { EventBus } from "./events/bus.ts";
 import { IpAdapter } from "./net/ip.ts";
 import { NetworkManager } from "./net/manager.ts";
 import { startNodeServer } from "./rpc/server.ts";
+import { NodeMetrics } from "./metrics/metrics.ts";
+import { type MetricsServer, startMetricsServer } from "./metrics/server.ts";
 import { StateStore } from "./state/store.ts";
 import { PoolManager } from "./storage/pools.ts";
 import { VmManager } from "./vms/manager.ts";
@@ -56,6 +59,16 @@ async function main(argv: string[]): Promise<void> {
   }
   const listen = parseListen(n.listen || `0.0.0.0:${n.port}`);
   assertSafeListen(listen, !!n.auth_token, n.allow_insecure_listen, "node.allow_insecure_listen");
+  // The metrics listener has its own token; without one it is loopback-only like gRPC.
+  const metricsListen = n.metrics_listen ? parseListen(n.metrics_listen) : null;
+  if (metricsListen) {
+    assertSafeListen(
+      metricsListen,
+      !!n.metrics_token,
+      n.allow_insecure_listen,
+      "node.allow_insecure_listen",
+    );
+  }
   await Deno.mkdir(n.runtime_dir, { recursive: true });
   // Pools and networks attached before a restart (or a host reboot) are restored first.
   const state = await StateStore.open(n.state_dir);
@@ -79,6 +92,7 @@ async function main(argv: string[]): Promise<void> {
   pools.setUsageCheck((pool) => manager.poolUsers(pool));
   // VMs that ran before this agent started (their VMMs outlive it) are adopted first.
   log.info("VMs recovered", { ...await manager.recover() });
+  const metrics = new NodeMetrics(manager);
   const server = await startNodeServer({
     listen,
     authToken: n.auth_token,
@@ -86,7 +100,26 @@ async function main(argv: string[]): Promise<void> {
     vmmBinary: n.cloud_hypervisor_binary,
     pools,
     vms: { manager, networks, bus },
+    metrics,
   });
+  // A metrics port already taken must not keep the agent from managing VMs: the scrape
+  // failing (target down) is what reports it.
+  let metricsServer: MetricsServer | null = null;
+  if (metricsListen) {
+    try {
+      metricsServer = await startMetricsServer({
+        listen: metricsListen,
+        token: n.metrics_token,
+        metrics,
+      });
+      log.info("metrics listening", { address: metricsServer.address });
+    } catch (err) {
+      log.error("metrics listener failed; serving without metrics", {
+        address: n.metrics_listen,
+        err,
+      });
+    }
+  }
   log.info("node agent listening", {
     address: server.address,
     runtime_dir: n.runtime_dir,
@@ -102,6 +135,7 @@ async function main(argv: string[]): Promise<void> {
     bus.close();
     const cut = await server.drain(5_000);
     if (cut > 0) log.warn("calls still running at shutdown were cut", { calls: cut });
+    await metricsServer?.shutdown();
     await manager.close();
     networks.close();
     Deno.exit(0);

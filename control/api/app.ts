@@ -1,6 +1,6 @@
 /**
  * Builds the control plane's HTTP app from its dependencies: middleware (request id + access
- * log, body limit, auth), the health and docs routes, one router per resource under `/v1`,
+ * log and request metrics, body limit, auth), the health, metrics and docs routes, one router per resource under `/v1`,
  * the OpenAPI 3.1 document at `/openapi.json`, and the JSON error handling.
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
@@ -13,6 +13,7 @@ import { requestContext } from "./middleware/request.ts";
 import { bearerAuth } from "./middleware/auth.ts";
 import { errorHandler, notFoundHandler } from "./middleware/errors.ts";
 import { healthRouter } from "./health.ts";
+import { metricsRouter } from "./metrics.ts";
 import { docsRouter } from "./docs.ts";
 import { hostsRouter } from "./hosts.ts";
 import { jobsRouter } from "./jobs.ts";
@@ -55,7 +56,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.onError(errorHandler);
   app.notFound(notFoundHandler);
-  app.use("*", requestContext(deps.logger));
+  app.use("*", requestContext(deps.logger, deps.metrics));
   app.use(
     "*",
     bodyLimit({
@@ -65,9 +66,10 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
       },
     }),
   );
-  app.use("*", bearerAuth(deps.config.auth));
+  app.use("*", bearerAuth(deps.config.auth, { publicMetrics: deps.config.metrics.public }));
 
   app.route("/", healthRouter(deps));
+  app.route("/", metricsRouter(deps));
   app.route("/", docsRouter());
   for (const router of RESOURCE_ROUTERS) app.route("/v1", router(deps));
 

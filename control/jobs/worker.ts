@@ -162,6 +162,7 @@ export class JobWorkers {
       await this.#svc.events.transaction((tx, emit) =>
         finishJob(tx, emit, claimed, { status: "succeeded", result })
       );
+      this.#svc.metrics.jobsFinished.inc({ type: job.type, outcome: "succeeded" });
       log.info("job succeeded", { attempt: job.attempts });
     } catch (thrown) {
       if (ac.signal.aborted || thrown instanceof LeaseLostError) {
@@ -181,6 +182,7 @@ export class JobWorkers {
           await this.#svc.events.transaction((tx, emit) =>
             retryJob(tx, emit, claimed, jobError(err), delay)
           );
+          this.#svc.metrics.jobRetries.inc({ type: job.type });
         } else {
           await this.#fail(run, this.#opts.plans[job.type], err);
         }
@@ -203,6 +205,7 @@ export class JobWorkers {
     await this.#svc.events.transaction((tx, emit) =>
       finishJob(tx, emit, run.claimed, { status: "failed", error: jobError(err) })
     );
+    this.#svc.metrics.jobsFinished.inc({ type: run.claimed.job.type, outcome: "failed" });
     log.info("job failed", { code: err.code, error: err.message });
   }
 }

@@ -1,7 +1,8 @@
 /**
- * Server middleware of the node's gRPC services: bearer-token authentication, the
- * translation of domain errors into gRPC statuses (via the one mapping in shared/errors), and
- * draining (refuse new calls, know when the last one in flight has finished) for shutdown.
+ * Server middleware of the node's gRPC services: call metrics (method, code, latency),
+ * bearer-token authentication, the translation of domain errors into gRPC statuses (via the
+ * one mapping in shared/errors), and draining (refuse new calls, know when the last one in
+ * flight has finished) for shutdown.
  */
 import {
   type CallContext,
@@ -36,6 +37,44 @@ export function authMiddleware(token: string) {
       }
     }
     return yield* call.next(call.request, context);
+  };
+}
+
+/** Where the metrics middleware reports each served call. */
+export interface CallObserver {
+  observeCall(method: string, code: string, seconds: number): void;
+}
+
+/** The status a call ended with, from what its handler threw (or not). */
+export function callCode(err: unknown, aborted: boolean): Status {
+  if (err instanceof ServerError) return err.code;
+  if (err === undefined) return aborted ? Status.CANCELLED : Status.OK;
+  return aborted || (err instanceof Error && err.name === "AbortError")
+    ? Status.CANCELLED
+    : Status.UNKNOWN;
+}
+
+/**
+ * Counts every call by method and final code, with its duration. It goes outermost, so it
+ * sees the codes the error and auth middleware produce.
+ */
+export function metricsMiddleware(observer: CallObserver) {
+  return async function* metrics<Req, Res>(
+    call: ServerMiddlewareCall<Req, Res>,
+    context: CallContext,
+  ) {
+    const started = performance.now();
+    let thrown: unknown;
+    try {
+      return yield* call.next(call.request, context);
+    } catch (err) {
+      thrown = err ?? new Error("undefined thrown");
+      throw err;
+    } finally {
+      // A stream the client cancelled ends here without an error, its signal aborted.
+      const code = callCode(thrown, context.signal.aborted);
+      observer.observeCall(call.method.path, Status[code], (performance.now() - started) / 1000);
+    }
   };
 }
 

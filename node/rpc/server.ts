@@ -1,13 +1,20 @@
 /**
- * Builds the node's gRPC server: middleware (drain, errors, auth) and the services, listening
- * on a TCP or unix address. Service implementations live beside this file, one per service.
+ * Builds the node's gRPC server: middleware (metrics, drain, errors, auth) and the services,
+ * listening on a TCP or unix address. Service implementations live beside this file, one per
+ * service.
  */
 import { createServer, type Server } from "nice-grpc";
 import { FileTransferServiceDefinition, VmServiceDefinition } from "../../shared/proto/mod.ts";
 import { formatListen, type ListenAddr } from "../../shared/net/listen.ts";
 import type { PoolManager } from "../storage/pools.ts";
 import { fileTransferService } from "./file_transfer.ts";
-import { authMiddleware, Drain, errorMiddleware } from "./middleware.ts";
+import {
+  authMiddleware,
+  type CallObserver,
+  Drain,
+  errorMiddleware,
+  metricsMiddleware,
+} from "./middleware.ts";
 import { vmService, type VmServiceDeps } from "./vm_service.ts";
 
 export interface NodeServerOptions {
@@ -19,6 +26,8 @@ export interface NodeServerOptions {
   pools: PoolManager;
   /** The VM, network and event managers (without them only GetNodeInfo is served). */
   vms?: VmServiceDeps["vms"];
+  /** Told about every served call (the agent's metrics). */
+  metrics?: CallObserver;
 }
 
 /** A listening node server. */
@@ -41,7 +50,9 @@ export interface NodeServer {
 /** Starts the gRPC server on `options.listen`. */
 export async function startNodeServer(options: NodeServerOptions): Promise<NodeServer> {
   const drain = new Drain();
+  const observer = options.metrics ?? { observeCall: () => {} };
   const server = createServer()
+    .use(metricsMiddleware(observer))
     .use(drain.middleware)
     .use(errorMiddleware)
     .use(authMiddleware(options.authToken));

@@ -47,6 +47,11 @@ const AuthSection = z.strictObject({
   tokens: z.array(ApiToken),
 });
 
+const MetricsSection = z.strictObject({
+  /** Serve `/metrics` without a bearer token even when auth is enabled. */
+  public: z.boolean(),
+});
+
 const SchedulingSection = z.strictObject({
   memory_overcommit_ratio: z.number().positive(),
   cpu_overcommit_ratio: z.number().positive(),
@@ -136,6 +141,10 @@ const NodeSection = z.strictObject({
   require_auth: z.boolean(),
   /** Allow listening on a non-loopback address with no auth token. */
   allow_insecure_listen: z.boolean(),
+  /** Prometheus `/metrics` listener (`host:port` or `unix:/path`); empty disables it. */
+  metrics_listen: z.union([z.literal(""), ListenAddress]),
+  /** Bearer token of the metrics listener; empty: none (then loopback only, see above). */
+  metrics_token: z.string(),
   /** How long StopVM waits for the guest to power off before a hard shutdown (request: 0). */
   stop_timeout_ms: positiveInt,
   /** How long ForceStopVM and DeleteVM wait for a VMM to answer before killing it. */
@@ -148,6 +157,7 @@ export const ConfigFileSchema = z.strictObject({
   database: DatabaseSection,
   log: LogSection,
   auth: AuthSection,
+  metrics: MetricsSection,
   scheduling: SchedulingSection,
   vm_defaults: VmDefaultsSection,
   nodes: NodesSection,
@@ -166,6 +176,7 @@ export type ControlConfig = Pick<
   | "database"
   | "log"
   | "auth"
+  | "metrics"
   | "scheduling"
   | "vm_defaults"
   | "nodes"

@@ -113,7 +113,7 @@ Deno.test("the image installs what the unit and the default config point at", as
 
   // The example env files name real settings (a typo would be refused by the loader).
   const nodeEnv = await envFile(`${DEPLOY}/host/node.env.example`, "node-token");
-  assert.deepEqual(Object.keys(nodeEnv), ["QARAX_NODE__AUTH_TOKEN"]);
+  assert.deepEqual(Object.keys(nodeEnv), ["QARAX_NODE__AUTH_TOKEN", "QARAX_NODE__METRICS_TOKEN"]);
   const { config } = loadNodeConfig({
     configFile: `${DEPLOY}/host/node.yaml`,
     env: { APP_ENVIRONMENT: "production", ...nodeEnv },
@@ -122,6 +122,7 @@ Deno.test("the image installs what the unit and the default config point at", as
   assert.equal(config.node.cloud_hypervisor_binary, dest("/out/cloud-hypervisor"));
   assert.equal(`${config.node.firmware_dir}/`, dest("/out/firmware/"));
   assert.equal(config.node.require_auth, true);
+  assert.equal(config.node.metrics_listen, "127.0.0.1:9101");
   // VMs must survive the agent: a restart may only signal the agent itself.
   assert.match(unit, /^KillMode=process$/m);
   assert.match(unit, /^Restart=always$/m);
@@ -135,6 +136,7 @@ Deno.test("the image installs what the unit and the default config point at", as
     },
   });
   assert.equal(control.config.auth.enabled, true);
+  assert.equal(control.config.metrics.public, false);
   assert.equal(control.config.nodes.auth_token, "node-token");
 });
 

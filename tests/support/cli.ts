@@ -156,6 +156,8 @@ export async function startTcpAgent(): Promise<TcpAgent> {
       NO_COLOR: "1",
       QARAX_NODE__STATE_DIR: `${dir}/state`,
       QARAX_NODE__FIRMWARE_DIR: `${dir}/firmware`,
+      // Agents of parallel tests would all want the default metrics port.
+      QARAX_NODE__METRICS_LISTEN: "",
       QARAX_LOG__FORMAT: "json",
     }),
   });

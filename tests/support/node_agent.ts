@@ -2,7 +2,7 @@
  * The node agent for cross-process tests: the emulator as its VMM binary, and the agent itself
  * started as a subprocess (`deno run -A node/main.ts`, optionally inside a network namespace)
  * with its own runtime, state and pool directories under one temp dir, listening on a unix
- * socket, with nice-grpc clients to talk to it. Disposing it stops the agent, kills every VMM
+ * socket (its metrics on another), with nice-grpc clients to talk to it. Disposing it stops the agent, kills every VMM
  * it left (found by their command lines naming the temp dir) and removes the dir.
  */
 import { type Client, createChannel, createClient } from "nice-grpc";
@@ -47,6 +47,8 @@ export class TestAgent implements AsyncDisposable {
   vms!: VmClient;
   files!: FileClient;
   readonly socket: string;
+  /** The metrics listener's unix socket (`node.metrics_listen`). */
+  readonly metricsSocket: string;
   readonly runtimeDir: string;
   readonly stateDir: string;
   /** A directory attached as pool `POOL_ID` by `attachPool()`. */
@@ -54,6 +56,7 @@ export class TestAgent implements AsyncDisposable {
 
   private constructor(readonly dir: string, readonly options: AgentOptions) {
     this.socket = `${dir}/agent.sock`;
+    this.metricsSocket = `${dir}/metrics.sock`;
     this.runtimeDir = `${dir}/rt`;
     this.stateDir = `${dir}/state`;
     this.poolDir = `${dir}/pool`;
@@ -92,6 +95,7 @@ export class TestAgent implements AsyncDisposable {
       NO_COLOR: "1",
       QARAX_NODE__STATE_DIR: this.stateDir,
       QARAX_NODE__FIRMWARE_DIR: `${this.dir}/firmware`,
+      QARAX_NODE__METRICS_LISTEN: `unix:${this.metricsSocket}`,
       QARAX_LOG__FORMAT: "json",
       ...this.options.env,
     });
@@ -119,6 +123,19 @@ export class TestAgent implements AsyncDisposable {
     this.vms = createClient(VmServiceDefinition, this.channel);
     this.files = createClient(FileTransferServiceDefinition, this.channel);
     await this.vms.getNodeInfo({});
+  }
+
+  /** GETs the agent's `/metrics`; returns the status and the body. */
+  async scrape(headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {
+    const client = Deno.createHttpClient({
+      proxy: { transport: "unix", path: this.metricsSocket },
+    });
+    try {
+      const res = await fetch("http://localhost/metrics", { client, headers });
+      return { status: res.status, text: await res.text() };
+    } finally {
+      client.close();
+    }
   }
 
   /** Everything the agent printed so far. */

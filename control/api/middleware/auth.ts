@@ -2,17 +2,25 @@
  * Bearer-token authentication: tokens come from config `auth.tokens` as sha256 hex digests;
  * the presented token is hashed and compared with every configured digest in constant time.
  * The matching token's name becomes the audit actor. Health, the API document and the docs
- * page stay public.
+ * page stay public; `/metrics` too when `metrics.public` says so (a scraper usually carries a
+ * token, so by default it follows auth like the API).
  */
 import type { MiddlewareHandler } from "hono";
 import { UnauthenticatedError } from "../../../shared/errors/errors.ts";
 import type { ControlConfig } from "../../../shared/config/schema.ts";
 import type { AppEnv } from "../deps.ts";
 
+/** What else may be served without a token. */
+export interface AuthOptions {
+  /** `/metrics` too (config `metrics.public`). */
+  publicMetrics?: boolean;
+}
+
 /** Paths that never need a token. */
-export function isPublicPath(path: string): boolean {
+export function isPublicPath(path: string, options: AuthOptions = {}): boolean {
   return path === "/healthz" || path === "/readyz" || path === "/openapi.json" ||
-    path === "/docs" || path.startsWith("/docs/");
+    path === "/docs" || path.startsWith("/docs/") ||
+    (path === "/metrics" && options.publicMetrics === true);
 }
 
 /** Hex sha256 of a string. */
@@ -30,9 +38,12 @@ function equalConstantTime(a: string, b: string): boolean {
 }
 
 /** The auth middleware; a no-op (actor `anonymous`) when auth is disabled. */
-export function bearerAuth(auth: ControlConfig["auth"]): MiddlewareHandler<AppEnv> {
+export function bearerAuth(
+  auth: ControlConfig["auth"],
+  options: AuthOptions = {},
+): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    if (!auth.enabled || isPublicPath(c.req.path)) return await next();
+    if (!auth.enabled || isPublicPath(c.req.path, options)) return await next();
     const header = c.req.header("authorization") ?? "";
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!m) {
