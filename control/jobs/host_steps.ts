@@ -158,7 +158,9 @@ export function installScript(staging: string, bundle: boolean): string {
   }
   lines.push(put("qarax-node.service", "/etc/systemd/system/qarax-node.service", "0644"));
   // The operator's configuration is kept; only a missing one is installed.
-  lines.push(`[ -e ${R}/etc/qarax/node.yaml ] || install -D -m 0644 ${s}/node.yaml ${R}/etc/qarax/node.yaml`);
+  lines.push(
+    `[ -e ${R}/etc/qarax/node.yaml ] || install -D -m 0644 ${s}/node.yaml ${R}/etc/qarax/node.yaml`,
+  );
   lines.push(`rm -rf ${s}`);
   return lines.join("\n");
 }
@@ -207,7 +209,10 @@ export function hostDeploySteps(connect: Connect = sshConnect): Step[] {
       const image = params(ctx).image!;
       await ssh(ctx, async (sh) => {
         let s = await bootcStatus(ctx, sh);
-        if (ctx.data.target_digest !== undefined && bootedTarget(s, image, ctx.data.target_digest as string | null)) return;
+        if (
+          ctx.data.target_digest !== undefined &&
+          bootedTarget(s, image, ctx.data.target_digest as string | null)
+        ) return;
         const cmd = s.spec === image ? ["bootc", "upgrade"] : ["bootc", "switch", image];
         await sh.exec(root(ctx, formatArgv(cmd)), { timeoutMs: COMMAND_TIMEOUT_MS });
         s = await bootcStatus(ctx, sh);
@@ -291,7 +296,9 @@ export function hostDeploySteps(connect: Connect = sshConnect): Step[] {
         const probe = await sh.exec(`test -d ${formatArgv([staging])} && echo staged || true`);
         if (!probe.stdout.includes("staged")) {
           if (!ctx.data.installed) {
-            throw new FailedPreconditionError(`host staging dir ${staging} vanished before install`);
+            throw new FailedPreconditionError(
+              `host staging dir ${staging} vanished before install`,
+            );
           }
           return;
         }
