@@ -2,6 +2,8 @@
  * `/v1/hosts`: hypervisor hosts (registration, metadata, maintenance), initialisation against
  * their node (`POST /v1/hosts/{id}/init`, synchronous with the node call's deadline) and their
  * resource ledger. After init the health monitor keeps the status current by itself.
+ * `POST /v1/hosts/{id}/deploy` queues a `host_deploy` job that installs qarax-node over SSH
+ * (bootc image or binary) and then initialises the host.
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import {
@@ -23,7 +25,8 @@ import {
 } from "../db/hosts.ts";
 import { transaction } from "../db/query.ts";
 import { initHost } from "../nodes/hosts.ts";
-import { changeHostStatus } from "../events/status.ts";
+import { changeHostStatus, vmIdsOnHost } from "../events/status.ts";
+import { credentialRefProblem } from "../domain/credential_ref.ts";
 import { audit } from "./audit.ts";
 import {
   Architecture,
@@ -46,6 +49,7 @@ import {
   withEtag,
 } from "./common.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
+import { acceptJob, IdempotencyHeaders, Job } from "./jobs.ts";
 
 const HOSTNAME =
   /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
@@ -142,6 +146,57 @@ const HostInit = z.object({
     })).openapi({ description: "Attachments the node refused (also marked failed)" }),
   }),
 }).openapi("HostInit");
+
+/** A credential reference (checked here, resolved only when the job runs). */
+const CredentialRef = z.string().max(4200).superRefine((ref, ctx) => {
+  const problem = credentialRefProblem(ref);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+}).openapi({ example: "file:///etc/qarax/id_ed25519" });
+
+/** A container image reference as bootc takes it (no shell metacharacters). */
+const ImageRef = z.string().regex(
+  /^[A-Za-z0-9][A-Za-z0-9._\/:@+-]{0,254}$/,
+  "an image reference like registry.example/qarax-host:0.1.0",
+);
+
+const HostDeploy = z.strictObject({
+  mode: z.enum(["bootc", "binary"]).default("bootc").openapi({
+    description: "`bootc`: switch the host to `image` and reboot into it; `binary` " +
+      "(development): copy `binary_path`, the default config and the unit, restart the service",
+  }),
+  image: ImageRef.optional().openapi({ description: "bootc image (required in bootc mode)" }),
+  ssh_user: z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}$/, "a user name").default("root")
+    .openapi({ description: "SSH user: root, or a user with passwordless sudo" }),
+  ssh_port: Port.default(22),
+  ssh_key_ref: CredentialRef.optional().openapi({
+    description: "Private key as `env://NAME` (a variable of the control plane) or " +
+      "`file:///abs/path` (a file on its host); read only when the job runs, never stored. " +
+      "Absent: ssh's own default identities.",
+  }),
+  binary_path: z.string().regex(/^\/[^\0]{0,4095}$/, "an absolute path").optional().openapi({
+    description: "binary mode: qarax-node (compiled binary, or a `.js` bundle run with deno) " +
+      "as a file on the control plane host",
+  }),
+  timeout_s: z.int().min(10).max(7200).default(900).openapi({
+    description: "How long to wait for the reboot (bootc) and for qarax-node to answer",
+  }),
+}).superRefine((d, ctx) => {
+  if (d.mode === "bootc" && !d.image) {
+    ctx.addIssue({ code: "custom", path: ["image"], message: "required in bootc mode" });
+  }
+  if (d.mode === "binary" && !d.binary_path) {
+    ctx.addIssue({ code: "custom", path: ["binary_path"], message: "required in binary mode" });
+  }
+  if (d.mode === "binary" && d.image) {
+    ctx.addIssue({ code: "custom", path: ["image"], message: "only in bootc mode" });
+  }
+  if (d.mode === "bootc" && d.binary_path) {
+    ctx.addIssue({ code: "custom", path: ["binary_path"], message: "only in binary mode" });
+  }
+}).openapi("HostDeploy");
+
+/** VM statuses that a deploy (node restart, reboot) would disturb. */
+const BUSY_VM_STATUSES = ["pending", "running", "paused", "migrating"] as const;
 
 const ListQuery = z.object({
   ...PageQuery,
@@ -358,6 +413,81 @@ export function hostsRouter(deps: AppDeps) {
           failed: result.attachments.failed,
         },
       }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/hosts/{id}/deploy",
+      tags,
+      summary: "Install qarax-node on a host over SSH, then initialise it",
+      description: "Queues a `host_deploy` job (202 + `Location: /v1/jobs/{id}`). `bootc` mode " +
+        "runs `bootc switch <image>` (or `bootc upgrade` when the host already follows it), " +
+        "reboots, waits for the host and its node; `binary` mode copies the node, its default " +
+        "config and systemd unit with scp and restarts the service. Both write the control " +
+        "plane's node token to /etc/qarax/node.env and finish with the host init. Host keys " +
+        "are trusted on first use and pinned under the data directory; a changed key fails " +
+        "the job. The host is `installing` meanwhile (`installation_failed` if the job fails; " +
+        "a host in maintenance stays there). Refused while VMs run on the host.",
+      request: { params: IdParams, headers: IdempotencyHeaders, body: body(HostDeploy) },
+      responses: { 202: json(Job, "The queued job", true), ...errors(404, 409, 422) },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const input = c.req.valid("json");
+      if (input.binary_path) {
+        const st = await Deno.stat(input.binary_path).catch(() => null);
+        if (!st?.isFile) {
+          throw InvalidArgumentError.field(
+            "binary_path",
+            "not a file on the control plane host",
+          );
+        }
+      }
+      const params = {
+        mode: input.mode,
+        image: input.image ?? null,
+        ssh_user: input.ssh_user,
+        ssh_port: input.ssh_port,
+        ssh_key_ref: input.ssh_key_ref ?? null,
+        binary_path: input.binary_path ?? null,
+        timeout_s: input.timeout_s,
+      };
+      return await acceptJob(c, deps, {
+        type: "host_deploy",
+        resource_type: "host",
+        resource_id: id,
+        params,
+        action: "deploy",
+        async check(tx, emit) {
+          const host = await getHost(tx, id, true);
+          if (!host) throw notFound(id);
+          const busy = await vmIdsOnHost(tx, id, BUSY_VM_STATUSES);
+          if (busy.length) {
+            throw new ConflictError(
+              `host ${host.name} runs ${busy.length} vm(s); stop or move them before deploying`,
+            );
+          }
+          if (host.status !== "maintenance") {
+            await changeHostStatus(
+              tx,
+              emit,
+              id,
+              "installing",
+              `deploying qarax-node (${input.mode}${input.image ? ` ${input.image}` : ""})`,
+              { source: "api" },
+            );
+          }
+          return {
+            summary: {
+              name: host.name,
+              mode: input.mode,
+              ...(input.image ? { image: input.image } : {}),
+            },
+          };
+        },
+      }) as never;
     },
   );
 

@@ -19,6 +19,7 @@ export const JOB_TYPES = [
   "vm_reboot",
   "vm_delete",
   "disk_create",
+  "host_deploy",
 ] as const;
 export type JobType = typeof JOB_TYPES[number];
 

@@ -1,4 +1,4 @@
-/** One plan per job type, built from the steps in vm_steps.ts and disk_steps.ts. */
+/** One plan per job type, built from the steps in vm_steps.ts, disk_steps.ts and host_steps.ts. */
 import type { JobType } from "../db/jobs.ts";
 import {
   chooseNodeStep,
@@ -7,6 +7,7 @@ import {
   markReadyStep,
   undoDisk,
 } from "./disk_steps.ts";
+import { hostDeployPlan } from "./host_steps.ts";
 import type { Plan } from "./plan.ts";
 import {
   bootStep,
@@ -56,4 +57,5 @@ export const PLANS: Readonly<Record<JobType, Plan>> = {
     onFailure: undoDisk,
     result: (ctx) => ({ host_id: ctx.data.host_id, bytes: ctx.data.bytes }),
   },
+  host_deploy: hostDeployPlan(),
 };

@@ -259,9 +259,31 @@ Deno.test("qarax CLI: resources end to end, by name, as tables and JSON", async 
         );
         assert.match(usage.stderr, /--memory: invalid size "2gigs"/);
         assert.equal(expectCode(await qarax(["vm", "get", "web-2"]), 1, "not created").code, 1);
-        // An endpoint this server lacks says so.
         const deploy = expectCode(await qarax(["host", "deploy", "nosuch"]), 1, "deploy");
         assert.match(deploy.stderr, /no host named "nosuch"/);
+        // Deploy flags map onto the API's fields (the server checks references and paths).
+        expectCode(await qarax(["host", "add", "dep1", "--address", "10.9.9.9"]), 0, "add dep1");
+        const badRef = expectCode(
+          await qarax([
+            "host",
+            "deploy",
+            "dep1",
+            "--image",
+            "r.example/h:1",
+            "--ssh-key",
+            "vault://k",
+          ]),
+          1,
+          "bad ssh key ref",
+        );
+        assert.match(badRef.stderr, /ssh_key_ref \(--ssh-key\): expected env:\/\/NAME/);
+        const noBinary = expectCode(
+          await qarax(["host", "deploy", "dep1", "--mode", "binary", "--binary", "/nonexistent/n"]),
+          1,
+          "binary not a file",
+        );
+        assert.match(noBinary.stderr, /binary_path: not a file on the control plane host/);
+        expectCode(await qarax(["host", "remove", "dep1"]), 0, "remove dep1");
       },
     );
 

@@ -54,6 +54,8 @@ export interface FakeNodeOptions {
   architecture?: string;
   totalCpus?: number;
   totalMemoryBytes?: number;
+  /** Address the gRPC server listens on (default 127.0.0.1). */
+  listen?: string;
 }
 
 /** Stable JSON of a VM config, to tell "same spec" from "different spec". */
@@ -85,17 +87,22 @@ export class FakeNode {
       architecture: options.architecture ?? "x86_64",
       totalCpus: options.totalCpus ?? 8,
       totalMemoryBytes: options.totalMemoryBytes ?? 16 * 1024 ** 3,
+      listen: options.listen ?? "127.0.0.1",
     };
   }
 
-  /** Starts serving on 127.0.0.1 (a free port the first time, the same port after). */
+  /** Starts serving on `listen` (a free port the first time, the same port after). */
   async start(): Promise<this> {
     if (!this.#server) {
       const server = createServer().use(errorMiddleware).use(authMiddleware(this.options.token));
       server.add(VmServiceDefinition, this.#vmService());
       server.add(FileTransferServiceDefinition, this.#fileService());
       this.#server = server;
-      this.#front = new TcpFront(await server.listen("127.0.0.1:0"), this.port);
+      this.#front = new TcpFront(
+        await server.listen("127.0.0.1:0"),
+        this.port,
+        this.options.listen,
+      );
     }
     this.#front!.open();
     this.port = this.#front!.port;
@@ -533,10 +540,17 @@ export class FakeNodeHandle implements AsyncDisposable {
   }
 }
 
-/** Starts a fake node in its own process; dispose it with `await using`. */
-export async function startFakeNode(options: FakeNodeOptions = {}): Promise<FakeNodeHandle> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", "--config", CONFIG, MAIN, JSON.stringify(options)],
+/**
+ * Starts a fake node in its own process; dispose it with `await using`. With `netns` it runs
+ * inside that network namespace (its control API is then out of reach: only gRPC on `listen`).
+ */
+export async function startFakeNode(
+  options: FakeNodeOptions = {},
+  where: { netns?: string } = {},
+): Promise<FakeNodeHandle> {
+  const args = ["run", "-A", "--quiet", "--config", CONFIG, MAIN, JSON.stringify(options)];
+  const child = new Deno.Command(where.netns ? "ip" : Deno.execPath(), {
+    args: where.netns ? ["netns", "exec", where.netns, Deno.execPath(), ...args] : args,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

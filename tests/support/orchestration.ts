@@ -14,7 +14,7 @@ export async function claimedRun(
   type: JobType,
   resourceId: string,
   params: Record<string, unknown> = {},
-  resourceType = type === "disk_create" ? "storage_object" : "vm",
+  resourceType = type === "disk_create" ? "storage_object" : type === "host_deploy" ? "host" : "vm",
 ): Promise<JobRun> {
   const svc = api.runtime.svc;
   await svc.events.transaction((tx, emit) =>

@@ -1,5 +1,5 @@
 /**
- * A TCP front for a test server: accepts on a fixed loopback port and forwards each
+ * A TCP front for a test server: accepts on a fixed port and forwards each
  * connection to the real server's port. `cut()` drops the listener and every connection at
  * the TCP level, so clients see a peer that vanished (as after a crash or a cable pull)
  * without the server ever saying goodbye. Fake nodes go offline this way because a gRPC
@@ -11,13 +11,13 @@ export class TcpFront {
   readonly #conns = new Set<Deno.Conn>();
   port: number;
 
-  constructor(readonly targetPort: number, port = 0) {
+  constructor(readonly targetPort: number, port = 0, readonly hostname = "127.0.0.1") {
     this.port = port;
   }
 
-  /** Listens on 127.0.0.1 (a free port the first time, the same port after a cut). */
+  /** Listens on `hostname` (a free port the first time, the same port after a cut). */
   open(): this {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: this.port });
+    const listener = Deno.listen({ hostname: this.hostname, port: this.port });
     this.port = (listener.addr as Deno.NetAddr).port;
     this.#listener = listener;
     this.#accept(listener);

@@ -119,11 +119,18 @@ const DEPLOY_FIELDS: Field[] = [
     help: "private key reference, env://NAME or file:///path (read by the server)",
   },
   {
-    flag: "ssh-password",
-    path: "ssh_password_ref",
+    flag: "binary",
+    path: "binary_path",
     type: "string",
-    value: "REF",
-    help: "password reference, env://NAME or file:///path",
+    value: "PATH",
+    help: "binary mode: qarax-node binary or .js bundle, a file on the control plane host",
+  },
+  {
+    flag: "timeout",
+    path: "timeout_s",
+    type: "int",
+    value: "SECONDS",
+    help: "wait this long for the reboot and the node (default 900)",
   },
 ];
 
@@ -172,8 +179,10 @@ binary).`,
       options: { ...fieldOptions(DEPLOY_FIELDS, "create"), ...ACTION_OPTIONS },
       fieldFlags: flagsOf(DEPLOY_FIELDS),
       notes: `Credentials are references the control plane resolves when the job runs; they are
-never stored in clear. Example:
-  qarax host deploy hv1 --image registry.example/qarax-host:0.1.0 --ssh-key file:///etc/qarax/id_ed25519 --wait`,
+never stored in clear. The SSH user is root or has passwordless sudo; the host's SSH key is
+trusted on first use and pinned by the control plane. Examples:
+  qarax host deploy hv1 --image registry.example/qarax-host:0.1.0 --ssh-key file:///etc/qarax/id_ed25519 --wait
+  qarax host deploy hv1 --mode binary --binary /srv/build/qarax-node.js --ssh-key env://QARAX_SSH_KEY --wait`,
       async run(ctx, input) {
         const body = await bodyFromFlags(DEPLOY_FIELDS, input.opts, "create", ctx.client);
         const id = await resolveId(await ctx.client(), "host", input.args.host!);
