@@ -84,7 +84,7 @@ export const CONTROL_PERMISSIONS: readonly Permission[] = [
   { flag: "--allow-sys=hostname", why: "the job-lease owner id names the host" },
   {
     flag: `--allow-run=${CONTROL_PROGRAMS.map((p) => p.name).join(",")}`,
-    why: "host deployment (see CONTROL_PROGRAMS)",
+    why: "the OpenSSH client for host deployment (CONTROL_PROGRAMS)",
   },
 ];
 
@@ -117,7 +117,7 @@ export const NODE_PERMISSIONS: readonly Permission[] = [
   },
   {
     flag: `--allow-run=${NODE_PROGRAMS.map((p) => p.name).join(",")}`,
-    why: "see NODE_PROGRAMS",
+    why: "the commands of NODE_PROGRAMS, each with its reason",
   },
   {
     flag: "--allow-ffi",

@@ -1,0 +1,49 @@
+import assert from "node:assert/strict";
+import { compileArgs, ENTRY_POINTS, outputPath, TARGETS } from "./compile.ts";
+import { type Binary, permissionFlags } from "./permissions.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/** The value after `flag` in `args`. */
+function valueOf(args: string[], flag: string): string | undefined {
+  const i = args.indexOf(flag);
+  return i < 0 ? undefined : args[i + 1];
+}
+
+Deno.test("compile: one command per binary and architecture, named <binary>-<arch>", () => {
+  for (const binary of ["qarax", "qarax-node"] as Binary[]) {
+    for (const [arch, target] of Object.entries(TARGETS)) {
+      const args = compileArgs({
+        binary,
+        arch: arch as keyof typeof TARGETS,
+        outDir: "/out",
+        buildInfo: "/out/build_info.js",
+      });
+      assert.equal(args[0], "compile");
+      assert.equal(valueOf(args, "--target"), target);
+      assert.equal(valueOf(args, "--output"), `/out/${binary}-${arch}`);
+      assert.equal(valueOf(args, "--preload"), "/out/build_info.js");
+      assert.equal(args.at(-1), `${ROOT}${ENTRY_POINTS[binary]}`);
+      assert.ok(args.includes("--frozen"));
+      assert.ok(args.includes("--unstable-raw-imports"), "PGlite's files are byte imports");
+    }
+  }
+  assert.equal(outputPath("dist", "qarax-node", "aarch64"), "dist/qarax-node-aarch64");
+  assert.deepEqual(Object.values(TARGETS), [
+    "x86_64-unknown-linux-gnu",
+    "aarch64-unknown-linux-gnu",
+  ]);
+});
+
+Deno.test("compile: the binary gets exactly its permission set, never -A", () => {
+  for (const binary of ["qarax", "qarax-node"] as Binary[]) {
+    const args = compileArgs({ binary, arch: "x86_64", outDir: "d", buildInfo: "d/b.js" });
+    const granted = args.filter((a) => /^--allow-|^-A$|^--deny-/.test(a));
+    assert.deepEqual(granted, permissionFlags(binary));
+    assert.ok(!args.includes("-A") && !args.includes("--allow-all"));
+  }
+  const node = compileArgs({ binary: "qarax-node", arch: "x86_64", outDir: "d", buildInfo: "b" });
+  assert.ok(node.includes("--allow-ffi"));
+  const control = compileArgs({ binary: "qarax", arch: "x86_64", outDir: "d", buildInfo: "b" });
+  assert.ok(!control.some((a) => a.startsWith("--allow-ffi")));
+});
