@@ -47,3 +47,17 @@ Deno.test("compile: the binary gets exactly its permission set, never -A", () =>
   const control = compileArgs({ binary: "qarax", arch: "x86_64", outDir: "d", buildInfo: "b" });
   assert.ok(!control.some((a) => a.startsWith("--allow-ffi")));
 });
+
+Deno.test("compile: the tasks, the image and the units agree on the binaries' names", async () => {
+  const tasks = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks;
+  assert.equal(tasks["compile:control"], "deno run -A deployments/compile.ts qarax");
+  assert.equal(tasks["compile:node"], "deno run -A deployments/compile.ts qarax-node");
+  for (const [unit, binary] of [["qarax.service", "qarax"], ["qarax-node.service", "qarax-node"]]) {
+    const text = await Deno.readTextFile(`${ROOT}deployments/systemd/${unit}`);
+    const exec = /^ExecStart=(\S+)/m.exec(text)?.[1] ?? "";
+    assert.equal(exec.split("/").at(-1), binary, `${unit} runs ${binary}`);
+  }
+  const image = await Deno.readTextFile(`${ROOT}deployments/Containerfile`);
+  assert.ok(image.includes('deno task compile:node --arch "$(uname -m)"'));
+  assert.ok(image.includes(`"${outputPath("dist", "qarax-node", "$(uname -m)" as "x86_64")}"`));
+});
