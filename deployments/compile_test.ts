@@ -61,3 +61,13 @@ Deno.test("compile: the tasks, the image and the units agree on the binaries' na
   assert.ok(image.includes('deno task compile:node --arch "$(uname -m)"'));
   assert.ok(image.includes(`"${outputPath("dist", "qarax-node", "$(uname -m)" as "x86_64")}"`));
 });
+
+Deno.test("compile: deployments/README.md's bundle wrappers pass exactly the permissions", async () => {
+  const text = (await Deno.readTextFile(`${ROOT}deployments/README.md`)).replace(/\\\n\s*/g, "");
+  for (const binary of ["qarax", "qarax-node"] as Binary[]) {
+    const line = new RegExp(`^exec deno run (.*) /usr/local/lib/qarax/${binary}\\.js "\\$@"$`, "m")
+      .exec(text);
+    assert.ok(line, `a wrapper for ${binary}`);
+    assert.deepEqual(line[1].split(/\s+/), ["--no-prompt", ...permissionFlags(binary)]);
+  }
+});
