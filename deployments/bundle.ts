@@ -1,41 +1,36 @@
 /**
  * `deno task bundle`: builds each binary's entry point into one self-contained JavaScript
- * file (`dist/qarax.js`, `dist/qarax-node.js`, `dist/cloud-hypervisor-emulator.js`), with
- * migrations, configuration defaults and the protocol embedded. Run a bundle with
- * `deno run -A dist/qarax.js`. This is the stand-in for `deno compile`, which cannot fetch its
- * runtime on our build machines; both embed the same assets because they are text imports.
+ * file (`dist/qarax.js`, `dist/qarax-node.js`), with migrations, configuration defaults, the
+ * protocol, the docs page assets and PGlite's files embedded and the git commit recorded.
+ * Run a bundle with its program's permissions (`runArgs`, printed by the task):
+ * `deno run <flags of deployments/permissions.ts> dist/qarax.js`. This is the stand-in for
+ * `deno compile`, which cannot fetch its runtime on our build machines; both embed the same
+ * assets because they are text and byte imports.
  */
 import { parseArgs } from "node:util";
+import { buildInfoScript, gitCommit } from "../shared/version.ts";
+import { ENTRY_POINTS } from "./compile.ts";
+import { type Binary, permissionFlags } from "./permissions.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
-/** Output file name -> entry point. */
-export const BUNDLES: Record<string, string> = {
-  "qarax.js": "control/main.ts",
-  "qarax-node.js": "node/main.ts",
-};
-
-async function gitCommit(): Promise<string> {
-  try {
-    const out = await new Deno.Command("git", {
-      args: ["rev-parse", "--short=12", "HEAD"],
-      cwd: root,
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    return out.success ? new TextDecoder().decode(out.stdout).trim() : "unknown";
-  } catch {
-    return "unknown";
-  }
+/** The bundle file name of `binary`. */
+export function bundleName(binary: Binary): string {
+  return `${binary}.js`;
 }
 
-/** Bundles every entry point into `outDir`; returns the written paths. */
+/** `deno` arguments that run `bundle` as `binary`, with exactly its permissions. */
+export function runArgs(binary: Binary, bundle: string): string[] {
+  return ["run", "--no-prompt", ...permissionFlags(binary), bundle];
+}
+
+/** Bundles every entry point into `outDir`; returns the written paths (qarax, qarax-node). */
 export async function bundleAll(outDir: string): Promise<string[]> {
   await Deno.mkdir(outDir, { recursive: true });
-  const commit = await gitCommit();
+  const commit = Deno.env.get("QARAX_COMMIT") ?? gitCommit(root) ?? "unknown";
   const written: string[] = [];
-  for (const [file, entry] of Object.entries(BUNDLES)) {
-    const out = `${outDir}/${file}`;
+  for (const [binary, entry] of Object.entries(ENTRY_POINTS)) {
+    const out = `${outDir}/${bundleName(binary as Binary)}`;
     const r = await new Deno.Command(Deno.execPath(), {
       args: ["bundle", "--quiet", "--platform=deno", "-o", out, `${root}${entry}`],
       cwd: root,
@@ -44,7 +39,7 @@ export async function bundleAll(outDir: string): Promise<string[]> {
     }).output();
     if (!r.success) throw new Error(`deno bundle failed for ${entry}`);
     const js = await Deno.readTextFile(out);
-    await Deno.writeTextFile(out, `globalThis.QARAX_COMMIT = ${JSON.stringify(commit)};\n${js}`);
+    await Deno.writeTextFile(out, buildInfoScript(commit) + js);
     written.push(out);
   }
   return written;
@@ -53,8 +48,10 @@ export async function bundleAll(outDir: string): Promise<string[]> {
 if (import.meta.main) {
   const { values } = parseArgs({ args: Deno.args, options: { out: { type: "string" } } });
   const outDir = values.out ?? `${root}dist`;
-  for (const path of await bundleAll(outDir)) {
-    const { size } = await Deno.stat(path);
-    console.log(`${path} (${(size / 1024 / 1024).toFixed(1)} MiB)`);
+  const paths = await bundleAll(outDir);
+  for (const [i, binary] of Object.keys(ENTRY_POINTS).entries()) {
+    const { size } = await Deno.stat(paths[i]);
+    console.log(`${paths[i]} (${(size / 1024 / 1024).toFixed(1)} MiB); run it with:`);
+    console.log(`  deno ${runArgs(binary as Binary, paths[i]).join(" ")}`);
   }
 }

@@ -12,6 +12,7 @@ import postgres, { type Sql } from "postgres";
 import { FailedPreconditionError } from "../../shared/errors/errors.ts";
 import type { Logger } from "../../shared/log/logger.ts";
 import { connectionOptions } from "./connect.ts";
+import { pgliteAssets } from "./pglite_assets.ts";
 
 /** A running embedded database. */
 export interface EmbeddedDatabase {
@@ -45,7 +46,7 @@ export async function openEmbedded(dir: string, log: Logger): Promise<EmbeddedDa
     await lock.write(new TextEncoder().encode(`${Deno.pid}\n`));
     const dataDir = `${dir}/pgdata`;
     const started = performance.now();
-    const db = await PGlite.create(dataDir);
+    const db = await PGlite.create(dataDir, await pgliteAssets());
     cleanups.push(() => db.close());
     let socketDir = dir;
     if (`${Deno.realPathSync(dir)}/pg.sock`.length > MAX_SOCKET_PATH) {

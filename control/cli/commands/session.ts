@@ -3,7 +3,7 @@
  * saves it), `logout`, `events` (follows `GET /v1/events`), `version`.
  */
 import { InvalidArgumentError } from "../../../shared/errors/errors.ts";
-import { COMMIT, VERSION, versionLine } from "../../../shared/version.ts";
+import { commit, VERSION, versionLine } from "../../../shared/version.ts";
 import { ApiClient } from "../client.ts";
 import { type CliFile, readCliFile, writeCliFile } from "../config.ts";
 import type { CommandSpec } from "../framework.ts";
@@ -192,7 +192,7 @@ export const versionCommand: CommandSpec = {
   summary: "Print the version, the Deno version and the git commit",
   run(ctx) {
     ctx.print(
-      { version: VERSION, deno: Deno.version.deno, commit: COMMIT },
+      { version: VERSION, deno: Deno.version.deno, commit: commit() },
       () => `${versionLine("qarax")}\n`,
     );
     return Promise.resolve();
