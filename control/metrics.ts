@@ -8,7 +8,7 @@
 import type { Sql } from "postgres";
 import type { Logger } from "../shared/log/logger.ts";
 import { Registry } from "../shared/metrics/registry.ts";
-import { COMMIT, VERSION } from "../shared/version.ts";
+import { commit, VERSION } from "../shared/version.ts";
 import { hostCountsByStatus, jobCountsByTypeAndStatus, vmCountsByStatus } from "./db/metrics.ts";
 import { HOST_STATUSES } from "./db/hosts.ts";
 import { JOB_STATUSES, JOB_TYPES } from "./db/jobs.ts";
@@ -37,7 +37,7 @@ export class ControlMetrics {
     r.gauge("qarax_build_info", "Version and commit of this control plane (always 1).", [
       "version",
       "commit",
-    ]).set({ version: VERSION, commit: COMMIT }, 1);
+    ]).set({ version: VERSION, commit: commit() }, 1);
     this.httpRequests = r.counter(
       "qarax_http_requests_total",
       "HTTP requests answered, by route pattern, method and status code.",

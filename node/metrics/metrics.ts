@@ -5,7 +5,7 @@
  */
 import { logger } from "../../shared/log/logger.ts";
 import { Registry } from "../../shared/metrics/registry.ts";
-import { COMMIT, VERSION } from "../../shared/version.ts";
+import { commit, VERSION } from "../../shared/version.ts";
 import type { VmCounters } from "../vmm/types.ts";
 import type { VmState } from "../vms/manager.ts";
 import { VM_STATUSES } from "../vms/status.ts";
@@ -30,7 +30,7 @@ export class NodeMetrics {
     r.gauge("qarax_node_build_info", "Version and commit of this agent (always 1).", [
       "version",
       "commit",
-    ]).set({ version: VERSION, commit: COMMIT }, 1);
+    ]).set({ version: VERSION, commit: commit() }, 1);
     this.#grpcCalls = r.counter(
       "qarax_node_grpc_requests_total",
       "gRPC calls served, by full method name and status code.",
