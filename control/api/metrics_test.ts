@@ -3,6 +3,7 @@ import { createTestApi, fastConfig, testConfig } from "../../tests/support/api.t
 import { parseSamples, type Samples, valueOf } from "../../tests/support/metrics.ts";
 import { sha256Hex } from "./middleware/auth.ts";
 import type { TestApi } from "../../tests/support/api.ts";
+import { commit, VERSION } from "../../shared/version.ts";
 
 async function scrape(api: TestApi, headers: Record<string, string> = {}): Promise<Samples> {
   const res = await api.app.request("/metrics", { headers });
@@ -18,7 +19,7 @@ Deno.test("/metrics counts requests by route pattern, VMs and hosts by status, f
   await using api = await createTestApi(fastConfig(), { active: true });
   const before = await scrape(api);
   assert.equal(valueOf(before, "qarax_vms", { status: "created" }), 0);
-  assert.equal(valueOf(before, "qarax_build_info", { version: "0.1.0", commit: "unknown" }), 1);
+  assert.equal(valueOf(before, "qarax_build_info", { version: VERSION, commit: commit() }), 1);
 
   const missing = crypto.randomUUID();
   assert.equal((await api.get(`/v1/vms/${missing}`)).status, 404);
