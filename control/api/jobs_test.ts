@@ -9,7 +9,10 @@ import { createTestApi, fastConfig, type TestApi } from "../../tests/support/api
 import { addFakeHost, bootSource } from "../../tests/support/orchestration.ts";
 import { waitFor } from "../../tests/support/process.ts";
 import { eventsAfter } from "../events/store.ts";
-import { claimJob, finishJob } from "../jobs/queue.ts";
+import { JobCancelledError, JobRun } from "../jobs/plan.ts";
+import { PLANS } from "../jobs/plans.ts";
+import { claimJob, finishJob, retryJob, saveProgress } from "../jobs/queue.ts";
+import { jobError } from "../jobs/worker.ts";
 
 const GiB = 1024 ** 3;
 const MISSING = "00000000-0000-4000-8000-000000000000";
@@ -129,6 +132,32 @@ Deno.test("POST /v1/jobs/{id}/cancel without workers: pending, running, finished
     assert.equal(late.status, 409);
     assert.equal(late.body.code, "failed_precondition");
     assert.match(late.body.message, /cannot cancel job .* \(vm_start\): it succeeded/);
+  });
+
+  await t.step("a pending retry that did some steps is asked to stop, not ended", async () => {
+    const start = await api.post(`/v1/vms/${vm.id}/start`);
+    const claimed = (await claimJob(svc.events, "test", 60_000))!;
+    await svc.events.transaction(async (tx, emit) => {
+      await saveProgress(tx, emit, claimed, {
+        checkpoint: { done: ["check"], data: { from: "created" } },
+      });
+      await retryJob(tx, emit, claimed, { code: "unavailable", message: "node away" }, 60_000);
+    });
+    const res = await api.post(`/v1/jobs/${start.body.id}/cancel`);
+    assert.equal(res.status, 202);
+    assert.equal(res.body.status, "pending");
+    assert.ok(res.body.cancel_requested_at);
+    // Runnable now, so a worker undoes it at once; this one ends it before any step.
+    const again = (await claimJob(svc.events, "test", 60_000))!;
+    assert.equal(again.job.id, start.body.id);
+    const run = new JobRun(svc, again, new AbortController().signal);
+    await assert.rejects(() => run.run(PLANS.vm_start), JobCancelledError);
+    await svc.events.transaction((tx, emit) =>
+      finishJob(tx, emit, again, { status: "cancelled", error: jobError(run.cancelRequest!) })
+    );
+    const job = (await api.get(`/v1/jobs/${start.body.id}`)).body;
+    assert.equal(job.status, "cancelled");
+    assert.equal(job.error.message, "cancelled by anonymous");
   });
 
   await t.step("unknown job: 404", async () => {
