@@ -50,7 +50,7 @@ export class ControlMetrics {
     );
     this.jobsFinished = r.counter(
       "qarax_jobs_finished_total",
-      "Jobs this process finished, by type and outcome (succeeded | failed).",
+      "Jobs this process finished, by type and outcome (succeeded | failed | cancelled).",
       ["type", "outcome"],
     );
     this.jobRetries = r.counter(

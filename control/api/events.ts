@@ -70,7 +70,7 @@ export function eventsRouter(deps: AppDeps) {
         "`vm.status_changed`, `vm.deleted`, `host.status_changed`, `network.sync_failed` (a " +
         "node could not be given a network's new settings or DHCP reservations), " +
         "`job.created`, `job.started`, `job.progress`, `job.retrying`, `job.succeeded`, " +
-        "`job.failed`. A " +
+        "`job.failed`, `job.cancelled`. A " +
         "`stream.truncated` event says events before the requested id were already deleted.",
       request: { query: EventsQuery },
       responses: {

@@ -485,6 +485,8 @@ export function hostsRouter(deps: AppDeps) {
               mode: input.mode,
               ...(input.image ? { image: input.image } : {}),
             },
+            // Restored when the deploy is cancelled before it ran.
+            params: { ...params, host_status: host.status },
           };
         },
       }) as never;

@@ -2,7 +2,9 @@
  * `/v1/jobs`: durable jobs (everything that needs a node), with long-polling
  * (`GET /v1/jobs/{id}?wait=30` answers as soon as the job ends), and `acceptJob`, the one way
  * a route queues a job: Idempotency-Key handling, the route's own checks with the resource
- * locked, the job and its audit row in one transaction, then `202` + `Location`.
+ * locked, the job and its audit row in one transaction, then `202` + `Location`. And
+ * `POST /v1/jobs/{id}/cancel` (control/jobs/cancel.ts): a pending job is cancelled at once
+ * (200), a running one is asked to stop (202) and ends `cancelled` after its plan's undo.
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
@@ -10,6 +12,8 @@ import type { TransactionSql } from "postgres";
 import { NotFoundError } from "../../shared/errors/errors.ts";
 import { getJob, JOB_STATUSES, type JobRow, type JobType, listJobs } from "../db/jobs.ts";
 import type { Emit } from "../events/bus.ts";
+import { cancelJob } from "../jobs/cancel.ts";
+import { PLANS } from "../jobs/plans.ts";
 import { enqueueJob, priorJob } from "../jobs/queue.ts";
 import { audit } from "./audit.ts";
 import {
@@ -42,7 +46,8 @@ export const Job = z.object({
     details: z.array(z.unknown()).optional(),
   })
     .nullable().openapi({
-      description: "Why the job failed (or why its last attempt failed while it retries)",
+      description: "Why the job failed or was cancelled (code `cancelled`), or why its last " +
+        "attempt failed while it retries",
     }),
   result: z.record(z.string(), z.unknown()).nullable(),
   idempotency_key: z.string().nullable(),
@@ -50,6 +55,10 @@ export const Job = z.object({
   request_id: z.string().nullable(),
   lease_owner: z.string().nullable().openapi({ description: "The process running it" }),
   lease_expires_at: Timestamp.nullable(),
+  cancel_requested_at: Timestamp.nullable().openapi({
+    description: "When cancelling it was asked for (`POST /v1/jobs/{id}/cancel`)",
+  }),
+  cancel_requested_by: z.string().nullable().openapi({ description: "Who asked" }),
   created_at: Timestamp,
   started_at: Timestamp.nullable(),
   finished_at: Timestamp.nullable(),
@@ -203,6 +212,48 @@ export function jobsRouter(deps: AppDeps) {
         row = (await getJob(deps.sql, id)) ?? row;
       }
       return c.json(withEtag(c, row), 200);
+    },
+  );
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/jobs/{id}/cancel",
+      tags,
+      summary: "Cancel a job",
+      description: "A pending job is cancelled at once (200; what queueing it took, such as a " +
+        "disk's `creating` object or a host's `installing` status, is given back). A running " +
+        "job is asked to stop (202, `cancel_requested_at` set): its worker lets the step in " +
+        "progress finish, undoes what the job did (e.g. a VM being started goes back to its " +
+        "previous status), and ends the job `cancelled` with error code `cancelled`; a job " +
+        "whose last step completes first still succeeds. Follow it with `GET " +
+        "/v1/jobs/{id}?wait=`. Cancelling again is harmless; a job that already succeeded or " +
+        "failed is a 409.",
+      request: { params: IdParams },
+      responses: {
+        200: json(Job, "The job, cancelled (or cancelled before)", true),
+        202: json(Job, "The running job, asked to stop", true),
+        ...errors(404, 409, 422),
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const { job, requested, ended } = await deps.events.transaction(async (tx, emit) => {
+        const out = await cancelJob(tx, emit, id, c.get("actor"), PLANS);
+        await audit(tx, c, {
+          action: "cancel",
+          resource_type: "job",
+          resource_id: id,
+          summary: {
+            type: out.job.type,
+            resource_type: out.job.resource_type,
+            resource_id: out.job.resource_id,
+            status: out.job.status,
+          },
+        });
+        return out;
+      });
+      if (ended) deps.metrics.jobsFinished.inc({ type: job.type, outcome: "cancelled" });
+      return c.json(withEtag(c, job), requested ? 202 : 200);
     },
   );
   return app;

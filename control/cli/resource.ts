@@ -280,6 +280,13 @@ function doneText(done: Action["done"], body: Record<string, unknown>): string {
   return typeof done === "string" ? done : done(body);
 }
 
+/** How long `--wait` follows a job (`--timeout`, default 15 minutes). */
+export function waitTimeoutMs(input: Input): number {
+  return input.opts.timeout === undefined
+    ? DEFAULT_WAIT_MS
+    : parseDuration(input.opts.timeout as string, "--timeout");
+}
+
 /** Reports a queued job, or waits for it with `--wait`. */
 export async function followJob(
   ctx: Context,
@@ -293,13 +300,10 @@ export async function followJob(
     ctx.print(job, () => `${jobLine(job)}\n(follow it with: qarax job wait ${id})\n`);
     return 0;
   }
-  const timeoutMs = input.opts.timeout === undefined
-    ? DEFAULT_WAIT_MS
-    : parseDuration(input.opts.timeout as string, "--timeout");
   const started = Date.now();
   const job = await waitForJob(await ctx.client(), id, {
     io: ctx.io,
-    timeoutMs,
+    timeoutMs: waitTimeoutMs(input),
     signal: ctx.signal,
   });
   const took = formatDuration(Date.now() - started);

@@ -150,6 +150,8 @@ export interface WaitOptions {
   signal: AbortSignal;
   /** Show progress (false: wait silently). */
   progress?: boolean;
+  /** Return the job however it ended (instead of throwing the error of a failed one). */
+  anyOutcome?: boolean;
 }
 
 /**
@@ -192,6 +194,6 @@ export async function waitForJob(client: ApiClient, id: string, opts: WaitOption
   } finally {
     progress?.close();
   }
-  if (job.status !== "succeeded") throw jobError(job);
+  if (job.status !== "succeeded" && !opts.anyOutcome) throw jobError(job);
   return job;
 }

@@ -42,6 +42,10 @@ export interface JobRow {
   request_id: string | null;
   lease_owner: string | null;
   lease_expires_at: Date | null;
+  /** When cancelling was asked for (a running job stops before its next step). */
+  cancel_requested_at: Date | null;
+  /** Who asked for it. */
+  cancel_requested_by: string | null;
   created_at: Date;
   started_at: Date | null;
   finished_at: Date | null;
@@ -81,6 +85,8 @@ export const JOB_COLUMNS = [
   "request_id",
   "lease_owner",
   "lease_expires_at",
+  "cancel_requested_at",
+  "cancel_requested_by",
   "created_at",
   "started_at",
   "finished_at",

@@ -2,15 +2,18 @@
  * The steps of `disk_create`: choose an `up` host that has the pool attached, make sure the
  * pool is attached there, have its node create the file (blank raw or qcow2, qcow2 overlay on
  * a base image, or a download) with the node's streamed progress mapped into the job, and mark
- * the storage object ready. A retry deletes a half-made file first; a final failure marks the
- * object `failed` with the reason.
+ * the storage object ready. A retry deletes a half-made file first; a final failure or a
+ * cancel marks the object `failed` with the reason.
  */
 import {
   DeadlineExceededError,
   FailedPreconditionError,
   InternalError,
 } from "../../shared/errors/errors.ts";
+import type { TransactionSql } from "postgres";
 import type { node } from "../../shared/proto/mod.ts";
+import type { Emit } from "../events/bus.ts";
+import type { JobRow } from "../db/jobs.ts";
 import { getHost, type HostRow } from "../db/hosts.ts";
 import { run } from "../db/query.ts";
 import { storageObjects } from "../db/storage_objects.ts";
@@ -120,7 +123,8 @@ export const createDiskStep: Step = {
     try {
       for await (
         const msg of client.stream("CreateDisk", (o, n) => n.files.createDisk(req, o), {
-          signal: AbortSignal.any([ctx.signal, idle.signal]),
+          // A cancel stops a long transfer too; the undo deletes the partial file.
+          signal: AbortSignal.any([ctx.waitSignal, idle.signal]),
         })
       ) {
         clearTimeout(timer);
@@ -134,6 +138,7 @@ export const createDiskStep: Step = {
         await ctx.progress(total > 0 ? done / total : 0, `${done} of ${total || "?"} bytes`);
       }
     } catch (err) {
+      if (ctx.waitSignal.aborted && !ctx.signal.aborted) throw ctx.waitSignal.reason;
       if (idle.signal.aborted && !ctx.signal.aborted) {
         throw new DeadlineExceededError(
           `node ${host.name} reported no progress creating the disk for ${idleMs / 1000} s`,
@@ -188,4 +193,19 @@ export async function undoDisk(ctx: JobContext, error: Error): Promise<void> {
       status_reason: error.message,
     })
   );
+}
+
+/** A disk creation cancelled before it ran: its object (recorded `creating`) is `failed`. */
+export async function releaseDisk(
+  tx: TransactionSql,
+  _emit: Emit,
+  job: JobRow,
+  reason: string,
+): Promise<void> {
+  const object = await storageObjects.get(tx, job.resource_id ?? "", true);
+  if (object?.status !== "creating") return;
+  await storageObjects.update(tx, object.id, {
+    status: "failed",
+    status_reason: `disk creation ${reason}`,
+  });
 }

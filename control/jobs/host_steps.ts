@@ -19,7 +19,10 @@ import {
   type QaraxError,
 } from "../../shared/errors/errors.ts";
 import { formatArgv } from "../../shared/cmd/run.ts";
-import { getHost, type HostRow } from "../db/hosts.ts";
+import type { TransactionSql } from "postgres";
+import { getHost, type HostRow, type HostStatus } from "../db/hosts.ts";
+import type { JobRow } from "../db/jobs.ts";
+import type { Emit } from "../events/bus.ts";
 import { changeHostStatus } from "../events/status.ts";
 import { initHost, isUnreachable, nodeInfo } from "../nodes/hosts.ts";
 import { type RemoteShell, type SshSettings, type SshTarget, withSsh } from "../nodes/ssh.ts";
@@ -34,6 +37,8 @@ export interface DeployParams {
   ssh_key_ref: string | null;
   binary_path: string | null;
   timeout_s: number;
+  /** The host's status when the deploy was queued (restored if it is cancelled before it ran). */
+  host_status?: HostStatus;
 }
 
 /** Opens an SSH session to a target (real ssh in production, a fake in unit tests). */
@@ -165,10 +170,10 @@ export function installScript(staging: string, bundle: boolean): string {
   return lines.join("\n");
 }
 
-/** Sleeps `ms` unless the job is aborted. */
+/** Sleeps `ms`, then stops if the job was aborted or cancelled meanwhile. */
 async function pause(ctx: JobContext, ms: number): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
-  ctx.signal.throwIfAborted();
+  ctx.waitSignal.throwIfAborted();
 }
 
 /** The steps of `host_deploy`, with `connect` opening the SSH sessions. */
@@ -435,11 +440,34 @@ export async function undoDeploy(ctx: JobContext, error: Error): Promise<void> {
   );
 }
 
+/**
+ * A deploy cancelled before it ran: the host goes back to the status it had when the deploy
+ * was queued (`host_status` in the params; the route set it `installing`).
+ */
+export async function releaseDeploy(
+  tx: TransactionSql,
+  emit: Emit,
+  job: JobRow,
+  reason: string,
+): Promise<void> {
+  const before = (job.params as Partial<DeployParams>).host_status;
+  await changeHostStatus(
+    tx,
+    emit,
+    job.resource_id!,
+    before && before !== "installing" ? before : "unknown",
+    `deploy ${reason}`,
+    { source: "api" },
+    { onlyFrom: ["installing"] },
+  );
+}
+
 /** The `host_deploy` plan. */
 export function hostDeployPlan(connect: Connect = sshConnect): Plan {
   return {
     steps: hostDeploySteps(connect),
     onFailure: undoDeploy,
+    release: releaseDeploy,
     result: (ctx) => ({
       mode: params(ctx).mode,
       ...(params(ctx).image ? { image: params(ctx).image } : {}),

@@ -3,7 +3,9 @@
  * of a lease, on a connection reserved for it when the pool has room (a pool busy with 200
  * requests must not delay a renewal past the expiry and let another process take a live job
  * over). A job whose lease could not be renewed for a whole lease period is fenced here too:
- * it is aborted, because another worker may own it by now.
+ * it is aborted, because another worker may own it by now. The same statement reports which
+ * held jobs somebody asked to cancel, so a job waiting inside a step hears of it within a third
+ * of a lease without a query of its own.
  */
 import type { ReservedSql, Sql } from "postgres";
 import type { Logger } from "../../shared/log/logger.ts";
@@ -14,6 +16,9 @@ interface Held {
   /** When the lease was last known to be extended (local clock). */
   renewedAt: number;
   lost(err: LeaseLostError): void;
+  /** Told once when somebody asked to cancel the job (`by`: who). */
+  cancel?(by: string): void;
+  cancelSeen?: boolean;
 }
 
 /** Pools smaller than this share their connections with renewals instead of giving one up. */
@@ -35,9 +40,17 @@ export class LeaseKeeper {
     this.#log = log;
   }
 
-  /** Keeps job `id` (held with `token`) until the returned function is called. */
-  hold(id: string, token: string, lost: (err: LeaseLostError) => void): () => void {
-    this.#held.set(id, { token, renewedAt: Date.now(), lost });
+  /**
+   * Keeps job `id` (held with `token`) until the returned function is called; `lost` hears of
+   * a lost lease, `cancel` of a cancel request.
+   */
+  hold(
+    id: string,
+    token: string,
+    lost: (err: LeaseLostError) => void,
+    cancel?: (by: string) => void,
+  ): () => void {
+    this.#held.set(id, { token, renewedAt: Date.now(), lost, cancel });
     this.#timer ??= setInterval(() => this.tick(), Math.max(50, Math.floor(this.#leaseMs / 3)));
     return () => {
       this.#held.delete(id);
@@ -62,8 +75,16 @@ export class LeaseKeeper {
       );
       const now = Date.now();
       for (const [id, h] of held) {
-        if (renewed.has(id)) h.renewedAt = now;
-        else this.#lose(id, h, new LeaseLostError(`job ${id}: lease lost`));
+        if (!renewed.has(id)) {
+          this.#lose(id, h, new LeaseLostError(`job ${id}: lease lost`));
+          continue;
+        }
+        h.renewedAt = now;
+        const by = renewed.get(id);
+        if (by != null && !h.cancelSeen && this.#held.get(id) === h) {
+          h.cancelSeen = true;
+          h.cancel?.(by);
+        }
       }
     } catch (err) {
       this.#log.warn("lease renewal failed", { err, jobs: held.length });

@@ -87,3 +87,25 @@ Deno.test("leases: a process never takes over its own expired lease", async () =
   const other = await claimJob(bus, "p2", 60_000);
   assert.equal(other?.job.id, a.job.id, "another process takes it over");
 });
+
+Deno.test("leases: the renewal reports a cancel request once, with who asked", async () => {
+  await using api = await createTestApi();
+  await api.runtime.workers.stop();
+  const sql = api.db.sql;
+  const a = await claimOne(api, "p1");
+  const keeper = new LeaseKeeper(sql, 60_000, api.deps.logger);
+  const cancels: string[] = [];
+  try {
+    keeper.hold(a.job.id, a.token, () => {}, (by) => cancels.push(by));
+    await keeper.tick();
+    assert.deepEqual(cancels, []);
+    await sql`update jobs set cancel_requested_at = now(), cancel_requested_by = 'alice'
+              where id = ${a.job.id}`;
+    await keeper.tick();
+    await keeper.tick();
+    assert.deepEqual(cancels, ["alice"]);
+    assert.ok(await expiry(sql, a.job.id) > 50_000, "still renewed");
+  } finally {
+    await keeper.close();
+  }
+});

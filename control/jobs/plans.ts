@@ -1,10 +1,14 @@
-/** One plan per job type, built from the steps in vm_steps.ts, disk_steps.ts and host_steps.ts. */
+/**
+ * One plan per job type, built from the steps in vm_steps.ts, disk_steps.ts and host_steps.ts.
+ * VM jobs need no `release`: their routes change nothing before the job runs.
+ */
 import type { JobType } from "../db/jobs.ts";
 import {
   chooseNodeStep,
   createDiskStep,
   ensurePoolStep,
   markReadyStep,
+  releaseDisk,
   undoDisk,
 } from "./disk_steps.ts";
 import { hostDeployPlan } from "./host_steps.ts";
@@ -55,6 +59,7 @@ export const PLANS: Readonly<Record<JobType, Plan>> = {
   disk_create: {
     steps: [chooseNodeStep, ensurePoolStep, createDiskStep, markReadyStep],
     onFailure: undoDisk,
+    release: releaseDisk,
     result: (ctx) => ({ host_id: ctx.data.host_id, bytes: ctx.data.bytes }),
   },
   host_deploy: hostDeployPlan(),

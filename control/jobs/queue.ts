@@ -168,22 +168,26 @@ export async function claimJob(
   });
 }
 
-/** Extends the leases of many jobs in one statement; returns the ids still ours. */
+/**
+ * Extends the leases of many jobs in one statement; returns the ids still ours, each with who
+ * asked to cancel it (null when nobody did).
+ */
 export async function renewLeases(
   db: Db,
   leases: readonly { id: string; token: string }[],
   leaseMs: number,
-): Promise<Set<string>> {
-  if (leases.length === 0) return new Set();
+): Promise<Map<string, string | null>> {
+  if (leases.length === 0) return new Map();
   const rows = await run(() =>
-    db<{ id: string }[]>`
+    db<{ id: string; cancel_requested_by: string | null }[]>`
       update jobs j set lease_expires_at = now() + ${leaseMs} * interval '1 millisecond'
       from unnest(${leases.map((l) => l.id)}::uuid[], ${leases.map((l) => l.token)}::text[])
         as held(id, token)
       where j.id = held.id and j.lease_owner = held.token and j.status = 'running'
-      returning j.id`
+      returning j.id, case when j.cancel_requested_at is not null
+                           then coalesce(j.cancel_requested_by, '') end as cancel_requested_by`
   );
-  return new Set(rows.map((r) => r.id));
+  return new Map(rows.map((r) => [r.id, r.cancel_requested_by]));
 }
 
 /** Locks the job row in `tx` and throws LeaseLostError unless `token` still holds it. */
@@ -219,14 +223,17 @@ export async function saveProgress(
   emit(jobEvent("job.progress", row, update.step ? { step: update.step } : {}));
 }
 
-/** Ends a job we hold: succeeded with a result, or failed with an error. */
+/** The error stored in a job that ended or retries. */
+export type JobError = { code: string; message: string; details?: unknown[] };
+
+/** Ends a job we hold: succeeded with a result, or failed or cancelled with an error. */
 export async function finishJob(
   tx: Db,
   emit: Emit,
   claimed: Claimed,
   outcome:
     | { status: "succeeded"; result: Record<string, unknown> }
-    | { status: "failed"; error: { code: string; message: string; details?: unknown[] } },
+    | { status: "failed" | "cancelled"; error: JobError },
 ): Promise<JobRow> {
   await checkLease(tx, claimed.job.id, claimed.token);
   const [row] = await run(() =>
@@ -238,16 +245,14 @@ export async function finishJob(
           error = null, finished_at = now(), lease_owner = null, lease_expires_at = null
         where id = ${claimed.job.id} returning ${tx(JOB_COLUMNS as unknown as string[])}`
       : tx<JobRow[]>`
-        update jobs set status = 'failed', error = ${tx.json(outcome.error as never)},
+        update jobs set status = ${outcome.status}, error = ${tx.json(outcome.error as never)},
           finished_at = now(), lease_owner = null, lease_expires_at = null
         where id = ${claimed.job.id} returning ${tx(JOB_COLUMNS as unknown as string[])}`
   );
   emit(
-    jobEvent(
-      outcome.status === "succeeded" ? "job.succeeded" : "job.failed",
-      row,
-      outcome.status === "failed" ? { error: outcome.error } : { result: outcome.result },
-    ),
+    outcome.status === "succeeded"
+      ? jobEvent("job.succeeded", row, { result: outcome.result })
+      : jobEvent(`job.${outcome.status}`, row, { error: outcome.error }),
   );
   return row;
 }

@@ -86,7 +86,7 @@ Deno.test("queue: an expired lease is re-claimed first; the old token is fenced 
   // The first worker can no longer renew, save or finish.
   assert.deepEqual(
     await renewLeases(api.db.sql, [{ id: job.id, token: first.token }], 1000),
-    new Set(),
+    new Map(),
   );
   await assert.rejects(
     () =>
@@ -97,7 +97,7 @@ Deno.test("queue: an expired lease is re-claimed first; the old token is fenced 
   );
   assert.deepEqual(
     await renewLeases(api.db.sql, [{ id: job.id, token: second.token }], 1000),
-    new Set([job.id]),
+    new Map([[job.id, null]]),
   );
   await bus.transaction((tx) => checkLease(tx, job.id, second.token));
 });

@@ -22,7 +22,7 @@ import { assertVmAction, type VmAction, type VmStatus } from "../domain/vm_statu
 import { changeVmStatus } from "../events/status.ts";
 import { applyNetwork, applyPool, syncReservations } from "../nodes/attachments.ts";
 import type { NodeClient } from "../nodes/client.ts";
-import type { JobContext, Step } from "./plan.ts";
+import { JobCancelledError, type JobContext, type Step } from "./plan.ts";
 
 const S = node.VmStatus;
 
@@ -86,7 +86,7 @@ async function awaitNodeStatus(
       );
     }
     await new Promise((r) => setTimeout(r, 100));
-    ctx.signal.throwIfAborted();
+    ctx.waitSignal.throwIfAborted();
   }
 }
 
@@ -317,8 +317,8 @@ export const confirmRunningStep: Step = {
 };
 
 /**
- * After a failed start: a VM this job created on the node is removed again if it had never
- * run, and the VM goes back to the status it had (a never-provisioned VM also loses the host
+ * After a failed or cancelled start: a VM this job created on the node is removed again if it
+ * had never run, and the VM goes back to the status it had (a never-provisioned VM also loses the host
  * it was given), with the error as its reason.
  */
 export async function undoStart(ctx: JobContext, error: Error): Promise<void> {
@@ -340,7 +340,10 @@ export async function undoStart(ctx: JobContext, error: Error): Promise<void> {
     }
   }
   const keepHost = from !== "created" || Boolean(ctx.data.had_host);
-  await setStatus(ctx, from, `start failed: ${error.message}`, {
+  const reason = error instanceof JobCancelledError
+    ? `start ${error.message}`
+    : `start failed: ${error.message}`;
+  await setStatus(ctx, from, reason, {
     onlyFrom: ["pending"],
     ...(keepHost ? {} : { host_id: null }),
   });

@@ -5,7 +5,9 @@
  * While a job runs its lease is kept (leases.ts); a lost lease aborts it. Failures that may pass
  * (node unreachable, deadline, conflict) are retried with backoff up to the job's
  * `max_attempts`; anything else, or the last attempt, fails the job with its reason after the
- * plan's clean-up. On shutdown running jobs are aborted and handed back to the queue.
+ * plan's clean-up. A job somebody asked to cancel (heard with the lease renewal or read at a
+ * checkpoint) stops before its next step, is undone like a failure and ends `cancelled`. On
+ * shutdown running jobs are aborted and handed back to the queue.
  */
 import {
   asQaraxError,
@@ -16,11 +18,12 @@ import {
 import type { Logger } from "../../shared/log/logger.ts";
 import type { Services } from "../services.ts";
 import { LeaseKeeper } from "./leases.ts";
-import { JobRun, type Plan } from "./plan.ts";
+import { type JobCancelledError, JobRun, type Plan } from "./plan.ts";
 import {
   type Claimed,
   claimJob,
   finishJob,
+  type JobError,
   LeaseLostError,
   releaseJob,
   retryJob,
@@ -36,7 +39,7 @@ export interface WorkerOptions {
 }
 
 /** The error stored in a failed job. */
-export function jobError(err: QaraxError): { code: string; message: string; details?: unknown[] } {
+export function jobError(err: QaraxError): JobError {
   let message = err.message;
   // Bugs keep their cause's text: the job is the operator's only record of what went wrong.
   if (err instanceof InternalError && err.cause instanceof Error && message === "internal error") {
@@ -138,8 +141,13 @@ export class JobWorkers {
   async #execute(claimed: Claimed, ac: AbortController): Promise<void> {
     const { job } = claimed;
     const log = this.#log.child({ job_id: job.id, job_type: job.type });
-    const unhold = this.#leases.hold(job.id, claimed.token, (err) => ac.abort(err));
     const run = new JobRun(this.#svc, claimed, ac.signal);
+    const unhold = this.#leases.hold(
+      job.id,
+      claimed.token,
+      (err) => ac.abort(err),
+      (by) => run.requestCancel(by),
+    );
     try {
       const plan = this.#opts.plans[job.type];
       if (!plan) {
@@ -147,15 +155,11 @@ export class JobWorkers {
       }
       if (job.attempts > job.max_attempts) {
         // Every earlier worker died holding it: do not try again, only clean up.
-        await this.#fail(
-          run,
-          plan,
-          new InternalError(
-            `gave up after ${job.max_attempts} attempt(s): the worker running the job stopped ` +
-              "(lease expired)",
-          ),
-        );
-        return;
+        const cancelled = run.cancelRequest;
+        if (cancelled) return await this.#end(run, plan, cancelled, "cancelled");
+        const why = `gave up after ${job.max_attempts} attempt(s): the worker running the job ` +
+          "stopped (lease expired)";
+        return await this.#end(run, plan, new InternalError(why), "failed");
       }
       log.info("job running", { attempt: job.attempts, resource_id: job.resource_id });
       const result = await run.run(plan);
@@ -170,9 +174,15 @@ export class JobWorkers {
         return;
       }
       const err = asQaraxError(thrown);
-      if (err instanceof InternalError) log.error("job failed on a bug", { err: thrown });
+      // Whatever stopped it, a job somebody asked to cancel is not retried: it is undone.
+      const cancelled = run.cancelRequest;
+      if (err instanceof InternalError && !cancelled) {
+        log.error("job failed on a bug", { err: thrown });
+      }
       try {
-        if (RETRYABLE.has(err.code) && job.attempts < job.max_attempts) {
+        if (cancelled) {
+          await this.#end(run, this.#opts.plans[job.type], cancelled, "cancelled");
+        } else if (RETRYABLE.has(err.code) && job.attempts < job.max_attempts) {
           const delay = this.#svc.config.jobs.retry_delay_ms * 2 ** (job.attempts - 1);
           log.info("job will retry", {
             attempt: job.attempts,
@@ -184,7 +194,7 @@ export class JobWorkers {
           );
           this.#svc.metrics.jobRetries.inc({ type: job.type });
         } else {
-          await this.#fail(run, this.#opts.plans[job.type], err);
+          await this.#end(run, this.#opts.plans[job.type], err, "failed");
         }
       } catch (e) {
         if (!(e instanceof LeaseLostError)) log.warn("recording the job's outcome failed", { e });
@@ -194,18 +204,24 @@ export class JobWorkers {
     }
   }
 
-  async #fail(run: JobRun, plan: Plan | undefined, err: QaraxError): Promise<void> {
+  /** Runs the plan's undo, then ends the job failed or cancelled with `err`. */
+  async #end(
+    run: JobRun,
+    plan: Plan | undefined,
+    err: QaraxError | JobCancelledError,
+    status: "failed" | "cancelled",
+  ): Promise<void> {
     const log = run.log;
     try {
       await plan?.onFailure?.(run, err);
     } catch (e) {
       if (e instanceof LeaseLostError) throw e;
-      log.warn("clean-up after failure failed", { err: e });
+      log.warn(`clean-up after the job ${status} failed`, { err: e });
     }
     await this.#svc.events.transaction((tx, emit) =>
-      finishJob(tx, emit, run.claimed, { status: "failed", error: jobError(err) })
+      finishJob(tx, emit, run.claimed, { status, error: jobError(err) })
     );
-    this.#svc.metrics.jobsFinished.inc({ type: run.claimed.job.type, outcome: "failed" });
-    log.info("job failed", { code: err.code, error: err.message });
+    this.#svc.metrics.jobsFinished.inc({ type: run.claimed.job.type, outcome: status });
+    log.info(`job ${status}`, { code: err.code, error: err.message });
   }
 }

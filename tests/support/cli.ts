@@ -21,9 +21,12 @@ export interface ControlPlane {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** Starts the control plane on a fresh database; `auth` turns token checks on. */
+/**
+ * Starts the control plane on a fresh database; `auth` turns token checks on, `jobs` changes
+ * the job settings (e.g. `workers: 0` keeps jobs pending).
+ */
 export async function startControlPlane(
-  patch: { auth?: ControlConfig["auth"] } = {},
+  patch: { auth?: ControlConfig["auth"]; jobs?: Partial<ControlConfig["jobs"]> } = {},
 ): Promise<ControlPlane> {
   const db = await createTestDatabase(1);
   try {
@@ -33,6 +36,7 @@ export async function startControlPlane(
       application: { ...base.application, host: "127.0.0.1", port: 0 },
       database: { ...base.database, url: db.url, max_connections: 4 },
       auth: patch.auth ?? base.auth,
+      jobs: { ...base.jobs, ...patch.jobs },
     };
     const server = await startServer(config, {
       logger: new Logger({ level: "error", format: "json", sink: () => {} }),

@@ -1,10 +1,18 @@
-/** `qarax job …` (list, get, wait) and `qarax audit …` (the audit log). */
+/** `qarax job …` (list, get, wait, cancel) and `qarax audit …` (the audit log). */
+import { FailedPreconditionError } from "../../../shared/errors/errors.ts";
 import type { Field } from "../fields.ts";
 import type { GroupSpec } from "../framework.ts";
-import { followJob, getCommand, listCommand, type ResourceDef, WAIT_OPTIONS } from "../resource.ts";
+import {
+  followJob,
+  getCommand,
+  listCommand,
+  type ResourceDef,
+  WAIT_OPTIONS,
+  waitTimeoutMs,
+} from "../resource.ts";
 import { type Names, resolveId } from "../resolve.ts";
-import { formatAge } from "../units.ts";
-import type { Job } from "../wait.ts";
+import { formatAge, formatDuration } from "../units.ts";
+import { type Job, jobError, waitForJob } from "../wait.ts";
 
 /** Filters by the resource a job or audit entry is about. */
 const RESOURCE_FILTERS: Field[] = [
@@ -90,6 +98,46 @@ export const jobGroup: GroupSpec = {
           undefined,
           "",
         );
+      },
+    },
+    {
+      name: "cancel",
+      summary: "Cancel a job: a pending one at once, a running one before its next step (what " +
+        "it did is undone); --wait follows it until it ends, exit 1 if it ended otherwise",
+      args: ["job"],
+      options: WAIT_OPTIONS,
+      async run(ctx, input) {
+        const client = await ctx.client();
+        const id = await resolveId(client, "job", input.args.job!);
+        const started = Date.now();
+        const answer = await client.request<Job>("POST", `/v1/jobs/${id}/cancel`);
+        let job = answer.body;
+        if (answer.status === 202 && input.opts.wait) {
+          job = await waitForJob(client, id, {
+            io: ctx.io,
+            timeoutMs: waitTimeoutMs(input),
+            signal: ctx.signal,
+            anyOutcome: true,
+          });
+          if (job.status === "failed") throw jobError(job);
+          if (job.status !== "cancelled") {
+            throw new FailedPreconditionError(
+              `job ${id} (${job.type}) ${job.status} before the cancel took effect`,
+            );
+          }
+          const took = formatDuration(Date.now() - started);
+          ctx.print(job, () => `job ${id} ${job.type} cancelled in ${took}\n`);
+          return 0;
+        }
+        ctx.print(
+          job,
+          () =>
+            job.status === "cancelled"
+              ? `job ${id} ${job.type} cancelled\n`
+              : `job ${id} ${job.type} ${job.status}: cancel requested; it stops before its ` +
+                `next step\n(follow it with: qarax job wait ${id})\n`,
+        );
+        return 0;
       },
     },
   ],
