@@ -93,7 +93,7 @@ export class Monitors {
   /** Probes one host and acts on the answer. */
   async probe(host: HostRow): Promise<void> {
     const n = this.#svc.config.nodes;
-    const timeoutMs = Math.min(n.call_timeout_ms, n.health_interval_ms);
+    const timeoutMs = n.health_timeout_ms;
     try {
       const info = await nodeInfo(this.#svc, host, timeoutMs);
       this.#failures.delete(host.id);

@@ -74,6 +74,8 @@ const NodesSection = z.strictObject({
   /** Health probe period, and consecutive failed probes before an `up` host goes `down`. */
   health_interval_ms: ms,
   health_failure_threshold: positiveInt,
+  /** Deadline of one health probe (a slow answer is still an answer). */
+  health_timeout_ms: ms,
   /** Period of the ListVms reconciliation (the backstop of the event streams). */
   reconcile_interval_ms: ms,
   /** Longest wait between reconnections of a broken event stream. */
