@@ -413,6 +413,7 @@ async function benchDb() {
       tags: ["team3"],
       networks: [],
       pools: [],
+      local_objects: [],
     };
     const timePlace = async (placement: ReturnType<typeof normalizePlacement>) => {
       const ms: number[] = [];

@@ -5,6 +5,7 @@
 import m0001 from "./0001_init.sql" with { type: "text" };
 import m0002 from "./0002_resources.sql" with { type: "text" };
 import m0003 from "./0003_orchestration.sql" with { type: "text" };
+import m0005 from "./0005_local_object_host.sql" with { type: "text" };
 
 /** A migration: its file name and SQL text. */
 export interface Migration {
@@ -17,4 +18,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { name: "0001_init.sql", sql: m0001 },
   { name: "0002_resources.sql", sql: m0002 },
   { name: "0003_orchestration.sql", sql: m0003 },
+  { name: "0005_local_object_host.sql", sql: m0005 },
 ];

@@ -26,6 +26,7 @@ function vm(over: Partial<PlacementVm> = {}): PlacementVm {
     placement: normalizePlacement({}),
     networks: [],
     pools: [],
+    local_objects: [],
     ...over,
   };
 }
