@@ -284,9 +284,10 @@ export function splitLocalObjects(vm: PlacementVm): string | null {
   const byHost = new Map<string, LocalObject[]>();
   for (const o of vm.local_objects) byHost.set(o.host_id, [...byHost.get(o.host_id) ?? [], o]);
   if (byHost.size < 2) return null;
-  const where = [...byHost.values()].map((os) =>
-    `${os.map((o) => o.name).join(", ")} on ${os[0].host_name}`
+  const hosts = [...byHost.values()].sort((x, y) =>
+    x[0].host_name < y[0].host_name ? -1 : x[0].host_name > y[0].host_name ? 1 : 0
   );
+  const where = hosts.map((os) => `${os.map((o) => o.name).join(", ")} on ${os[0].host_name}`);
   return `its files in local pools are on different hosts (${where.join("; ")}), so no ` +
     "single host can run it; move or recreate them on one host";
 }

@@ -234,7 +234,7 @@ Deno.test("placement: local-pool files on two hosts → no host, and the message
   assert.equal(
     r.message,
     "no host can run vm web-1 (2 vCPU, 2 GiB): local_objects: its files in local pools are on " +
-      "different hosts (data on b; root, swap on a), so no single host can run it; move or " +
+      "different hosts (root, swap on a; data on b), so no single host can run it; move or " +
       "recreate them on one host",
   );
   assert.equal(splitLocalObjects(vm({ local_objects: [local("x", "a")] })), null);
