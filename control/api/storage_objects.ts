@@ -1,6 +1,7 @@
 /**
  * `/v1/storage-objects`: files in storage pools (disks, kernels, images, …). POST registers a
- * file that already exists in the pool; disks are created through `/v1/storage-pools/{id}/disks`.
+ * file that already exists in the pool (a local pool's file on one host: `host_id`, see
+ * domain/object_host.ts); disks are created through `/v1/storage-pools/{id}/disks`.
  * Deleting removes the record (the file stays; removing files is node work).
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
