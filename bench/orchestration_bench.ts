@@ -157,6 +157,7 @@ async function cluster(nodes: number, patch: (c: ControlConfig) => ControlConfig
     storage_pool_id: pool.id,
     type: "kernel",
     path: "vmlinux",
+    host_id: null, // one directory shared by every emulated node
   });
   const boot = await call("POST", "/v1/boot-sources", { name: "k", kernel_image_id: kernel.id });
   const job = async (id: string) => {
@@ -413,6 +414,7 @@ async function benchDb() {
       tags: ["team3"],
       networks: [],
       pools: [],
+      local_objects: [],
     };
     const timePlace = async (placement: ReturnType<typeof normalizePlacement>) => {
       const ms: number[] = [];

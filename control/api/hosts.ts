@@ -24,6 +24,7 @@ import {
   vmsOnHost,
 } from "../db/hosts.ts";
 import { transaction } from "../db/query.ts";
+import { objectsOnHost } from "../db/storage_objects.ts";
 import { initHost } from "../nodes/hosts.ts";
 import { changeHostStatus, vmIdsOnHost } from "../events/status.ts";
 import { credentialRefProblem } from "../domain/credential_ref.ts";
@@ -343,7 +344,8 @@ export function hostsRouter(deps: AppDeps) {
       path: "/hosts/{id}",
       tags,
       summary: "Remove a host",
-      description: "Refused (409) while VMs are placed on it.",
+      description:
+        "Refused (409) while VMs are placed on it or it holds storage objects of local pools.",
       request: { params: IdParams, headers: IfMatchHeaders },
       responses: { 204: { description: "Removed" }, ...errors(404, 409, 412) },
     }),
@@ -359,6 +361,15 @@ export function hostsRouter(deps: AppDeps) {
             `host ${current.name} has ${placed.count} vm(s) placed on it (${
               placed.names.join(", ")
             }${placed.count > placed.names.length ? ", …" : ""}); move or delete them first`,
+          );
+        }
+        // A local-pool file lives only on this host: forgetting the host would orphan it.
+        const held = await objectsOnHost(tx, id);
+        if (held.count > 0) {
+          throw new ConflictError(
+            `host ${current.name} holds ${held.count} storage object(s) of local pools (${
+              held.names.join(", ")
+            }${held.count > held.names.length ? ", …" : ""}); delete or unregister them first`,
           );
         }
         await deleteHost(tx, id);

@@ -1,6 +1,7 @@
 /**
  * `/v1/storage-objects`: files in storage pools (disks, kernels, images, …). POST registers a
- * file that already exists in the pool; disks are created through `/v1/storage-pools/{id}/disks`.
+ * file that already exists in the pool (a local pool's file on one host: `host_id`, see
+ * domain/object_host.ts); disks are created through `/v1/storage-pools/{id}/disks`.
  * Deleting removes the record (the file stays; removing files is node work).
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
@@ -11,8 +12,11 @@ import {
   objectUsers,
   STORAGE_OBJECT_STATUSES,
   STORAGE_OBJECT_TYPES,
+  type StorageObjectRow,
   storageObjects,
 } from "../db/storage_objects.ts";
+import { poolHosts } from "../db/host_storage_pools.ts";
+import { ambiguousHost, objectHost } from "../domain/object_host.ts";
 import { storagePools } from "../db/storage_pools.ts";
 import { objectPathInPool } from "../domain/storage_paths.ts";
 import {
@@ -46,6 +50,10 @@ export const StorageObject = z.object({
   path: z.string().openapi({ description: "Path relative to the pool's directory" }),
   size_bytes: z.int().nullable(),
   parent_id: Id.nullable().openapi({ description: "Backing image of a qcow2 overlay" }),
+  host_id: Id.nullable().openapi({
+    description: "Host whose pool directory holds the file (local pools); null when the pool " +
+      "is shared or the file is on every host (or its host is unknown)",
+  }),
   status: z.enum(STORAGE_OBJECT_STATUSES),
   status_reason: z.string().nullable(),
   source_url: z.string().nullable(),
@@ -67,6 +75,11 @@ const NewStorageObject = z.strictObject({
   format: Format.optional().openapi({ description: "disk/image/snapshot only (default raw)" }),
   size_bytes: Bytes.nullable().optional(),
   parent_id: Id.nullable().optional(),
+  host_id: Id.nullable().optional().openapi({
+    description: "Local pools: the host holding the file. Defaults to the parent's host, or " +
+      "to the only host the pool is attached to; required when it is attached to several " +
+      "(null declares the file present on every host). Must be omitted for shared pools.",
+  }),
   sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, "64 hex digits").nullable().optional(),
 }).openapi("NewStorageObject");
 
@@ -82,6 +95,7 @@ const ListQuery = z.object({
   type: ObjectType.optional(),
   status: z.enum(STORAGE_OBJECT_STATUSES).optional(),
   parent_id: Id.optional(),
+  host_id: Id.optional(),
 });
 const tags = ["storage"];
 const RT = "storage_object";
@@ -111,6 +125,7 @@ export function storageObjectsRouter(deps: AppDeps) {
       if (f.type !== undefined) where.push(db`type = ${f.type}`);
       if (f.status !== undefined) where.push(db`status = ${f.status}`);
       if (f.parent_id !== undefined) where.push(db`parent_id = ${f.parent_id}`);
+      if (f.host_id !== undefined) where.push(db`host_id = ${f.host_id}`);
       return c.json(await storageObjects.list(db, where, { limit, cursor }), 200);
     },
   );
@@ -142,9 +157,15 @@ export function storageObjectsRouter(deps: AppDeps) {
             throw InvalidArgumentError.field("format", `a ${input.type} has no disk format`);
           }
           const format = FORMATTED.has(input.type) ? input.format ?? "raw" : null;
-          if (input.parent_id) await checkParent(tx, input.parent_id, pool.id, format);
+          const parent = input.parent_id
+            ? await checkParent(tx, input.parent_id, pool.id, format)
+            : null;
+          const attached = await poolHosts(tx, pool.id);
+          const host = objectHost({ pool, attached, requested: input.host_id, parent });
+          if (host === undefined) throw ambiguousHost(pool, attached);
           return storageObjects.insert(tx, {
             ...input,
+            host_id: host,
             sha256: input.sha256?.toLowerCase() ?? null,
             path,
             format,
@@ -237,7 +258,12 @@ export function storageObjectsRouter(deps: AppDeps) {
   return app;
 }
 
-async function checkParent(tx: Db, parentId: string, poolId: string, format: string | null) {
+async function checkParent(
+  tx: Db,
+  parentId: string,
+  poolId: string,
+  format: string | null,
+): Promise<StorageObjectRow> {
   if (format !== "qcow2") {
     throw InvalidArgumentError.field("parent_id", "only a qcow2 object has a backing image");
   }
@@ -251,4 +277,5 @@ async function checkParent(tx: Db, parentId: string, poolId: string, format: str
   if (!FORMATTED.has(parent.type)) {
     throw InvalidArgumentError.field("parent_id", `is a ${parent.type}, not a disk image`);
   }
+  return parent;
 }

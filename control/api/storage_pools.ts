@@ -18,7 +18,9 @@ import {
   detachPool,
   getPoolAttachment,
   listPoolAttachments,
+  poolHosts,
 } from "../db/host_storage_pools.ts";
+import { objectHost } from "../domain/object_host.ts";
 import { transaction } from "../db/query.ts";
 import { applyPool, detachPoolOnNode, talksToNode } from "../nodes/attachments.ts";
 import { storageObjects } from "../db/storage_objects.ts";
@@ -134,6 +136,11 @@ const CreateDisk = z.strictObject({
   }),
   path: z.string().max(4096).optional().openapi({
     description: "File path inside the pool (default: <object id>.img / .qcow2)",
+  }),
+  host_id: Id.optional().openapi({
+    description: "Local pools: the host to create the file on (it must have the pool " +
+      "attached; a clone must be on its base's host). Default: the base's host for a clone, " +
+      "otherwise an up host with the pool chosen by the job",
   }),
 }).openapi("CreateDisk");
 
@@ -426,6 +433,14 @@ export function storagePoolsRouter(deps: AppDeps) {
         async check(tx) {
           const pool = await poolOr404(id, true, tx);
           const plan = await planDisk(tx, pool, input);
+          // Pinned now when the pool is local and something decides it (the clone's base
+          // lives on one host, or the caller said); otherwise the job picks an up host.
+          const host = objectHost({
+            pool,
+            attached: await poolHosts(tx, pool.id),
+            requested: input.host_id,
+            parent: plan.base ?? null,
+          }) ?? null;
           const path = input.path === undefined
             ? defaultDiskPath(objectId, plan.format)
             : objectPathInPool(pool.path, input.path);
@@ -438,6 +453,7 @@ export function storagePoolsRouter(deps: AppDeps) {
             path,
             size_bytes: plan.size_bytes,
             parent_id: plan.base?.id ?? null,
+            host_id: host,
             status: "creating",
             source_url: input.source_url ?? null,
             sha256: input.sha256 ?? null,
@@ -453,6 +469,8 @@ export function storagePoolsRouter(deps: AppDeps) {
               size_bytes: plan.size_bytes,
               base_path: plan.base?.path ?? null,
               base_format: plan.base?.format ?? null,
+              base_object_id: plan.base?.id ?? null,
+              host_id: host,
               source_url: input.source_url ?? null,
               sha256: input.sha256 ?? null,
             },

@@ -227,3 +227,119 @@ Deno.test("storage pools, attachments, objects and disk creation", async (t) => 
     assert.equal((await api.del(`/v1/storage-pools/${other.id}`)).status, 204);
   });
 });
+
+Deno.test("local-pool objects belong to one host: register, clone, list, host delete", async (t) => {
+  await using api = await createTestApi();
+  const h1 = await api.create("/v1/hosts", { name: "h1", address: "10.0.0.1" });
+  const h2 = await api.create("/v1/hosts", { name: "h2", address: "10.0.0.2" });
+  const h3 = await api.create("/v1/hosts", { name: "h3", address: "10.0.0.3" });
+  const pool = await api.create("/v1/storage-pools", { name: "local", path: "/srv/local" });
+  const reg = (input: Record<string, unknown>) =>
+    api.post("/v1/storage-objects", { storage_pool_id: pool.id, type: "disk", ...input });
+
+  await t.step("no host attached: the host is unknown (null)", async () => {
+    const r = await reg({ name: "loose", path: "loose.img" });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    assert.equal(r.body.host_id, null);
+  });
+
+  await t.step("one host attached: it is the default", async () => {
+    await api.create(`/v1/storage-pools/${pool.id}/hosts`, { host_id: h1.id });
+    const r = await reg({ name: "one", path: "one.img" });
+    assert.equal(r.body.host_id, h1.id);
+  });
+
+  await t.step("two hosts attached: host_id is required, and must have the pool", async () => {
+    await api.create(`/v1/storage-pools/${pool.id}/hosts`, { host_id: h2.id });
+    const missing = await reg({ name: "two", path: "two.img" });
+    assert.equal(missing.status, 422);
+    assert.deepEqual(fieldsOf(missing), ["host_id"]);
+    assert.match(
+      missing.body.message,
+      /required: storage pool local is local and attached to 2 hosts \(h1, h2\)/,
+    );
+    const away = await reg({ name: "two", path: "two.img", host_id: h3.id });
+    assert.equal(away.status, 422);
+    assert.match(
+      away.body.message,
+      /host .* does not have storage pool local attached \(attached to: h1, h2\)/,
+    );
+    const ok = await reg({ name: "two", path: "two.img", host_id: h2.id });
+    assert.equal(ok.status, 201);
+    assert.equal(ok.body.host_id, h2.id);
+    // null: the file was copied to every host of the pool; placement is not constrained.
+    const everywhere = await reg({
+      name: "kernel",
+      type: "kernel",
+      path: "vmlinux",
+      host_id: null,
+    });
+    assert.equal(everywhere.status, 201);
+    assert.equal(everywhere.body.host_id, null);
+  });
+
+  await t.step("an overlay goes with its backing file's host", async () => {
+    const base = await reg({ name: "base", path: "base.qcow2", format: "qcow2", host_id: h2.id });
+    const child = await reg({
+      name: "child",
+      path: "child.qcow2",
+      format: "qcow2",
+      parent_id: base.body.id,
+    });
+    assert.equal(child.status, 201);
+    assert.equal(child.body.host_id, h2.id);
+    const wrong = await reg({
+      name: "child2",
+      path: "child2.qcow2",
+      format: "qcow2",
+      parent_id: base.body.id,
+      host_id: h1.id,
+    });
+    assert.equal(wrong.status, 422);
+    assert.match(wrong.body.message, /must be host h2, where base \(its backing file\) lives/);
+    // A linked clone is queued on the base's host; asking for another host is refused.
+    const clone = await api.post(`/v1/storage-pools/${pool.id}/disks`, {
+      name: "clone",
+      base_object_id: base.body.id,
+      size_bytes: 1024 ** 3,
+    });
+    assert.equal(clone.status, 202, JSON.stringify(clone.body));
+    assert.equal(clone.body.params.host_id, h2.id);
+    assert.equal(clone.body.params.base_object_id, base.body.id);
+    const obj = (await api.get(`/v1/storage-objects/${clone.body.resource_id}`)).body;
+    assert.equal(obj.host_id, h2.id);
+    const elsewhere = await api.post(`/v1/storage-pools/${pool.id}/disks`, {
+      name: "clone2",
+      base_object_id: base.body.id,
+      size_bytes: 1024 ** 3,
+      host_id: h1.id,
+    });
+    assert.equal(elsewhere.status, 422);
+    assert.deepEqual(fieldsOf(elsewhere), ["host_id"]);
+    // A blank disk on two hosts is left to the job (null until it chooses).
+    const blank = await api.post(`/v1/storage-pools/${pool.id}/disks`, {
+      name: "blank",
+      size_bytes: 1024 ** 2,
+    });
+    assert.equal(blank.body.params.host_id, null);
+  });
+
+  await t.step("lists filter by host", async () => {
+    const names = async (q: string) =>
+      (await api.get(`/v1/storage-objects?${q}`)).body.items.map((o: { name: string }) => o.name)
+        .sort();
+    assert.deepEqual(await names(`host_id=${h2.id}`), ["base", "child", "clone", "two"]);
+    assert.deepEqual(await names(`host_id=${h1.id}`), ["one"]);
+    assert.equal((await api.get("/v1/storage-objects?host_id=nope")).status, 422);
+  });
+
+  await t.step("a host holding local objects cannot be deleted (409 naming them)", async () => {
+    const r = await api.del(`/v1/hosts/${h1.id}`);
+    assert.equal(r.status, 409);
+    assert.match(r.body.message, /host h1 holds 1 storage object\(s\) of local pools \(one\)/);
+    const one = (await api.get("/v1/storage-objects?name=one")).body.items[0];
+    assert.equal((await api.del(`/v1/storage-objects/${one.id}`)).status, 204);
+    assert.equal((await api.del(`/v1/hosts/${h1.id}`)).status, 204);
+    assert.equal((await api.del(`/v1/hosts/${h3.id}`)).status, 204);
+  });
+});

@@ -21,6 +21,7 @@ import {
   moveAllocation,
   usedAddresses,
 } from "../db/ip_allocations.ts";
+import { getHost } from "../db/hosts.ts";
 import { networks } from "../db/networks.ts";
 import {
   deleteNic,
@@ -174,6 +175,16 @@ export async function attachDisk(
         { details: [{ field: f("storage_object_id"), message: "attached elsewhere" }] },
       );
     }
+  }
+  if (obj.host_id && vm.host_id && obj.host_id !== vm.host_id) {
+    // A local pool's file exists on its host only: the VM could never open it.
+    const held = await getHost(tx, obj.host_id);
+    const placed = await getHost(tx, vm.host_id);
+    throw new FailedPreconditionError(
+      `storage object ${obj.name} lives on host ${held?.name ?? obj.host_id} (local pool), ` +
+        `but vm ${vm.name} is placed on host ${placed?.name ?? vm.host_id}`,
+      { details: [{ field: f("storage_object_id"), message: "on another host" }] },
+    );
   }
   const device_id = input.device_id ?? nextDeviceId("disk", existing.map((d) => d.device_id));
   checkDeviceId(device_id, f("device_id"));

@@ -68,3 +68,16 @@ export async function detachPool(db: Db, poolId: string, hostId: string): Promis
   );
   return rows.length > 0;
 }
+
+/** The hosts a pool is attached to, with their names (by name). */
+export function poolHosts(
+  db: Db,
+  poolId: string,
+): Promise<{ host_id: string; host_name: string }[]> {
+  return run(() =>
+    db<{ host_id: string; host_name: string }[]>`
+      select a.host_id, h.name as host_name from host_storage_pools a
+      join hosts h on h.id = a.host_id where a.storage_pool_id = ${poolId}
+      order by h.name, h.id`
+  );
+}

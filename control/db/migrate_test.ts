@@ -94,3 +94,33 @@ Deno.test("the real schema applies to an empty database", async () => {
   const result = await migrate(db.sql, MIGRATIONS);
   assert.equal(result.applied.length, MIGRATIONS.length);
 });
+
+Deno.test("0005 backfills the host of existing local-pool objects it can be sure of", async () => {
+  await using db = await createTestDatabase();
+  const at = MIGRATIONS.findIndex((m) => m.name === "0005_local_object_host.sql");
+  await migrate(db.sql, MIGRATIONS.slice(0, at));
+  const [h1, h2] = await db.sql<{ id: string }[]>`
+    insert into hosts (name, address, port) values ('h1', '10.0.0.1', 1), ('h2', '10.0.0.2', 1)
+    returning id`;
+  const [one, two] = await db.sql<{ id: string }[]>`
+    insert into storage_pools (name, path) values ('one', '/one'), ('two', '/two') returning id`;
+  await db.sql`insert into host_storage_pools (storage_pool_id, host_id)
+    values (${one.id}, ${h1.id}), (${two.id}, ${h1.id}), (${two.id}, ${h2.id})`;
+  const obj = async (name: string, pool: string) =>
+    (await db.sql<{ id: string }[]>`
+      insert into storage_objects (name, storage_pool_id, type, path)
+      values (${name}, ${pool}, 'disk', ${name}) returning id`)[0].id;
+  const single = await obj("single", one.id);
+  const made = await obj("made", two.id);
+  const unknown = await obj("unknown", two.id);
+  await db.sql`insert into jobs (type, status, resource_type, resource_id, result, actor)
+    values ('disk_create', 'succeeded', 'storage_object', ${made},
+            ${db.sql.json({ host_id: h2.id })}, 't')`;
+  await migrate(db.sql, MIGRATIONS);
+  const rows = await db.sql<{ id: string; host_id: string | null }[]>`
+    select id, host_id from storage_objects`;
+  const hostOf = Object.fromEntries(rows.map((r) => [r.id, r.host_id]));
+  assert.equal(hostOf[single], h1.id);
+  assert.equal(hostOf[made], h2.id);
+  assert.equal(hostOf[unknown], null);
+});

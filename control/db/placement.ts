@@ -2,11 +2,11 @@
  * The host side of placement, read inside the placing transaction: every candidate host
  * locked (so two placements never use the same free capacity), with what its resource-holding
  * VMs use, which of the needed networks and pools it has, and (only when the VM's policy uses
- * tags) the tags of the VMs on it.
+ * tags) the tags of the VMs on it; and the VM's files that live on one host (local pools).
  */
 import type { Db } from "./query.ts";
 import { run } from "./query.ts";
-import type { PlacementHost } from "../domain/placement.ts";
+import type { LocalObject, PlacementHost } from "../domain/placement.ts";
 import { HOLDS_RESOURCES } from "../domain/vm_status.ts";
 
 /** What to read. */
@@ -77,4 +77,31 @@ export async function placementHosts(tx: Db, q: HostQuery): Promise<PlacementHos
     pools: pools.filter((p) => p.host_id === h.id).map((p) => p.id),
     vm_tags: tagged.filter((t) => t.host_id === h.id).map((t) => t.tags),
   }));
+}
+
+/**
+ * The VM's disks and boot-source files (kernel, initrd, firmware) that exist on one host only:
+ * objects of local pools whose host is known. Objects of shared pools, and local ones whose
+ * host is unknown (null), do not constrain placement.
+ */
+export function vmLocalObjects(
+  db: Db,
+  vmId: string,
+  bootSourceId: string | null,
+): Promise<LocalObject[]> {
+  return run(() =>
+    db<LocalObject[]>`
+      select o.id, o.name, o.host_id, h.name as host_name
+      from storage_objects o
+      join storage_pools p on p.id = o.storage_pool_id and p.type = 'local'
+      join hosts h on h.id = o.host_id
+      where o.id in (
+        select storage_object_id from vm_disks where vm_id = ${vmId}
+        union all
+        select x from boot_sources b,
+          unnest(array[b.kernel_image_id, b.initrd_image_id, b.firmware_image_id]) x
+        where b.id = ${bootSourceId} and x is not null
+      )
+      order by o.name, o.id`
+  );
 }

@@ -24,6 +24,8 @@ export interface StorageObjectRow {
   path: string;
   size_bytes: number | null;
   parent_id: string | null;
+  /** The host holding the file (local pools); null when shared or unknown. */
+  host_id: string | null;
   status: typeof STORAGE_OBJECT_STATUSES[number];
   status_reason: string | null;
   source_url: string | null;
@@ -42,6 +44,7 @@ export const storageObjects = tableQueries<StorageObjectRow>("storage_objects", 
   "path",
   "size_bytes",
   "parent_id",
+  "host_id",
   "status",
   "status_reason",
   "source_url",
@@ -64,4 +67,18 @@ export async function objectUsers(db: Db, id: string): Promise<string[]> {
       (select 'storage object ' || name from storage_objects where parent_id = ${id} limit 3)`
   );
   return rows.map((r) => r.what);
+}
+
+/** Names of (up to `limit`) storage objects whose file lives on a host, and their count. */
+export async function objectsOnHost(
+  db: Db,
+  hostId: string,
+  limit = 5,
+): Promise<{ count: number; names: string[] }> {
+  const rows = await run(() =>
+    db<{ name: string; total: number }[]>`
+      select name, count(*) over ()::int as total from storage_objects
+      where host_id = ${hostId} order by name limit ${limit}`
+  );
+  return { count: rows[0]?.total ?? 0, names: rows.map((r) => r.name) };
 }

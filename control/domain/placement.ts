@@ -1,7 +1,8 @@
 /**
  * VM placement, pure: filter the hosts a VM can run on, then rank the survivors. Filters, in
  * order: host status (only `up`; `maintenance` hosts are never chosen), architecture,
- * reservation class, required labels, networks and storage pools attached to the host, vCPU
+ * reservation class, required labels, networks and storage pools attached to the host, the
+ * host holding its files of local pools (such a file exists on one host only), vCPU
  * and memory capacity (overcommit ratios applied, counting the VMs that hold resources) and
  * anti-affinity tags. Ranking: preferred labels, affinity tags (more is better), spread tags
  * (fewer is better), then the strategy (`spread`: least loaded; `pack`: most loaded), then
@@ -23,6 +24,16 @@ export interface PlacementVm {
   networks: string[];
   /** Storage pools its disks and boot files are in. */
   pools: string[];
+  /** Its disks and boot files that live on one host (local pools, host known). */
+  local_objects: LocalObject[];
+}
+
+/** A storage object whose file exists on one host only. */
+export interface LocalObject {
+  id: string;
+  name: string;
+  host_id: string;
+  host_name: string;
 }
 
 /** What placement needs to know about a host (the caller fills the sums and sets). */
@@ -60,6 +71,7 @@ export const FILTERS = [
   "labels",
   "networks",
   "storage_pools",
+  "local_objects",
   "vcpus",
   "memory",
   "anti_affinity",
@@ -153,6 +165,13 @@ export function rejectionOf(
       reason: `does not have storage pool ${pools.join(", ")} attached`,
     };
   }
+  const away = vm.local_objects.filter((o) => o.host_id !== host.id);
+  if (away.length) {
+    return {
+      filter: "local_objects",
+      reason: `does not hold ${away.map((o) => `${o.name} (on ${o.host_name})`).join(", ")}`,
+    };
+  }
   const cpuCap = capacity(host.total_cpus, policy.cpu_overcommit_ratio);
   if (cpuCap === null) return { filter: "vcpus", reason: "has unknown capacity" };
   const cpuFree = cpuCap - host.allocated_vcpus;
@@ -242,12 +261,33 @@ export function noFitMessage(vm: PlacementVm, rejections: readonly Rejection[]):
     `${formatBytes(vm.memory_size)})`;
   if (rejections.length === 0) return `${head}: there are no hosts`;
   const parts: string[] = [];
+  const split = splitLocalObjects(vm);
   for (const filter of FILTERS) {
     const rs = rejections.filter((r) => r.filter === filter);
     if (!rs.length) continue;
+    if (filter === "local_objects" && split) {
+      parts.push(`${filter}: ${split}`);
+      continue;
+    }
     const shown = rs.slice(0, 5).map((r) => `${r.host} ${r.reason}`);
     const more = rs.length > 5 ? ` (and ${rs.length - 5} more)` : "";
     parts.push(`${filter}: ${shown.join(", ")}${more}`);
   }
   return `${head}: ${parts.join("; ")}`;
+}
+
+/**
+ * When the VM's local-pool files are on several hosts no host can ever hold them all: says so,
+ * naming them ("its local-pool files are on different hosts: root on a; data on b"), else null.
+ */
+export function splitLocalObjects(vm: PlacementVm): string | null {
+  const byHost = new Map<string, LocalObject[]>();
+  for (const o of vm.local_objects) byHost.set(o.host_id, [...byHost.get(o.host_id) ?? [], o]);
+  if (byHost.size < 2) return null;
+  const hosts = [...byHost.values()].sort((x, y) =>
+    x[0].host_name < y[0].host_name ? -1 : x[0].host_name > y[0].host_name ? 1 : 0
+  );
+  const where = hosts.map((os) => `${os.map((o) => o.name).join(", ")} on ${os[0].host_name}`);
+  return `its files in local pools are on different hosts (${where.join("; ")}), so no ` +
+    "single host can run it; move or recreate them on one host";
 }

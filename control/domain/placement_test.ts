@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import {
   formatBytes,
+  type LocalObject,
   place,
   type PlacementHost,
   type PlacementPolicy,
   type PlacementVm,
+  splitLocalObjects,
 } from "./placement.ts";
 import { normalizePlacement } from "./vm_fields.ts";
 
@@ -26,6 +28,7 @@ function vm(over: Partial<PlacementVm> = {}): PlacementVm {
     placement: normalizePlacement({}),
     networks: [],
     pools: [],
+    local_objects: [],
     ...over,
   };
 }
@@ -47,6 +50,10 @@ function host(name: string, over: Partial<PlacementHost> = {}): PlacementHost {
     vm_tags: [],
     ...over,
   };
+}
+
+function local(name: string, hostName: string): LocalObject {
+  return { id: `obj-${name}`, name, host_id: `id-${hostName}`, host_name: hostName };
 }
 
 function chosen(v: PlacementVm, hosts: PlacementHost[], p = policy): string {
@@ -88,6 +95,12 @@ Deno.test("placement: each filter removes the hosts that fail it, and says why",
     ],
     [vm({ networks: ["n1", "n2"] }), host("a", { networks: ["n1"] }), "networks", /network n2/],
     [vm({ pools: ["p1"] }), host("a"), "storage_pools", /storage pool p1 attached/],
+    [
+      vm({ local_objects: [local("root", "b")] }),
+      host("a"),
+      "local_objects",
+      /a does not hold root \(on b\)/,
+    ],
     [
       vm({ boot_vcpus: 4 }),
       host("a", { allocated_vcpus: 6 }),
@@ -188,6 +201,43 @@ Deno.test("placement: spreading a series of VMs alternates between equal hosts",
     r.host.allocated_memory_bytes += GiB;
   }
   assert.deepEqual(names, ["a", "b", "a", "b"]);
+});
+
+Deno.test("placement: a VM with local-pool files goes to their host, however loaded", () => {
+  const hosts = [host("a"), host("b", { allocated_vcpus: 6 }), host("c")];
+  const v = vm({ local_objects: [local("root", "b"), local("vmlinux", "b")] });
+  const r = place(v, hosts, policy);
+  assert.ok(r.ok);
+  assert.equal(r.host.name, "b");
+  assert.deepEqual(r.ranked.map((c) => c.host.name), ["b"]);
+  assert.deepEqual(
+    r.rejections.map((x) => [x.host, x.filter, x.reason]),
+    [
+      ["a", "local_objects", "does not hold root (on b), vmlinux (on b)"],
+      ["c", "local_objects", "does not hold root (on b), vmlinux (on b)"],
+    ],
+  );
+  // Its host must still fit it: the other filters keep applying.
+  const full = [host("a"), host("b", { allocated_vcpus: 8 })];
+  const no = rejected(v, full);
+  assert.match(no.message, /local_objects: a does not hold root \(on b\).*; vcpus: b has 0 of 8/);
+  // Its host down: the status filter names it, the others lack the files.
+  const down = rejected(v, [host("a"), host("b", { status: "down" })]);
+  assert.match(down.message, /status: b is down; local_objects: a does not hold root/);
+});
+
+Deno.test("placement: local-pool files on two hosts → no host, and the message says why", () => {
+  const v = vm({ local_objects: [local("data", "b"), local("root", "a"), local("swap", "a")] });
+  const r = rejected(v, [host("a"), host("b"), host("c")]);
+  assert.deepEqual(r.rejections.map((x) => x.filter), Array(3).fill("local_objects"));
+  assert.equal(r.rejections[0].reason, "does not hold data (on b)");
+  assert.equal(
+    r.message,
+    "no host can run vm web-1 (2 vCPU, 2 GiB): local_objects: its files in local pools are on " +
+      "different hosts (root, swap on a; data on b), so no single host can run it; move or " +
+      "recreate them on one host",
+  );
+  assert.equal(splitLocalObjects(vm({ local_objects: [local("x", "a")] })), null);
 });
 
 Deno.test("formatBytes", () => {

@@ -1,6 +1,7 @@
 /**
- * The steps of `disk_create`: choose an `up` host that has the pool attached, make sure the
- * pool is attached there, have its node create the file (blank raw or qcow2, qcow2 overlay on
+ * The steps of `disk_create`: choose an `up` host that has the pool attached (a clone's base
+ * host, or the one asked for, when the pool is local) and record it on the object (a local
+ * pool's file exists on that host only), make sure the pool is attached there, have its node create the file (blank raw or qcow2, qcow2 overlay on
  * a base image, or a download) with the node's streamed progress mapped into the job, and mark
  * the storage object ready. A retry deletes a half-made file first; a final failure or a
  * cancel marks the object `failed` with the reason.
@@ -36,6 +37,10 @@ export interface DiskParams {
   base_format: "raw" | "qcow2" | null;
   source_url: string | null;
   sha256: string | null;
+  /** The clone's base object (absent in jobs queued before it was recorded). */
+  base_object_id?: string | null;
+  /** The host the file must be made on (local pool, decided at queue time), or null. */
+  host_id?: string | null;
 }
 
 function params(ctx: JobContext): DiskParams {
@@ -70,25 +75,67 @@ export function createDiskRequest(
   return req;
 }
 
-/** An `up` host with the pool attached (by name, for predictability). */
+/** Why the disk must be made on one host: the caller pinned it, or the base lives there. */
+async function pinnedHost(ctx: JobContext): Promise<{ id: string; why: string } | null> {
+  const p = params(ctx);
+  if (p.base_object_id) {
+    const base = await storageObjects.get(ctx.svc.sql, p.base_object_id);
+    if (base?.host_id) {
+      return { id: base.host_id, why: `its base ${base.name} lives there` };
+    }
+  }
+  return p.host_id ? { id: p.host_id, why: "it was asked for" } : null;
+}
+
+/**
+ * The host to make the file on: the pinned one (which must be up with the pool attached), or
+ * an `up` host with the pool attached (by name, for predictability). A local pool's file then
+ * belongs to that host: it is recorded on the object now, so even a half-made file is known.
+ */
 export const chooseNodeStep: Step = {
   name: "choose_node",
   async run(ctx) {
     if (ctx.data.host_id) return;
     const pool = params(ctx).storage_pool_id;
+    const pin = await pinnedHost(ctx);
     const [row] = await run(() =>
-      ctx.svc.sql<{ id: string }[]>`
-        select h.id from hosts h join host_storage_pools a on a.host_id = h.id
-        where a.storage_pool_id = ${pool} and h.status = 'up' and a.status <> 'failed'
-        order by h.name, h.id limit 1`
+      ctx.svc.sql<{ id: string; name: string; status: string; attached: boolean }[]>`
+        select h.id, h.name, h.status::text as status,
+               (a.host_id is not null and a.status <> 'failed') as attached
+        from hosts h
+        left join host_storage_pools a on a.host_id = h.id and a.storage_pool_id = ${pool}
+        where ${pin ? ctx.svc.sql`h.id = ${pin.id}` : ctx.svc.sql`a.host_id is not null`}
+        order by (h.status = 'up' and a.status <> 'failed') desc nulls last, h.name, h.id
+        limit 1`
     );
-    if (!row) {
+    if (pin) {
+      const problem = !row
+        ? "no longer exists"
+        : row.status !== "up"
+        ? `is ${row.status}`
+        : !row.attached
+        ? `does not have storage pool ${pool} attached`
+        : null;
+      if (problem) {
+        throw new FailedPreconditionError(
+          `the disk must be created on host ${row?.name ?? pin.id} (${pin.why}), which ${problem}`,
+        );
+      }
+    } else if (!row || row.status !== "up" || !row.attached) {
       throw new FailedPreconditionError(
         `no up host has storage pool ${pool} attached; attach it to a host (POST ` +
           `/v1/storage-pools/${pool}/hosts) or bring one up`,
       );
     }
-    ctx.data.host_id = row.id;
+    const [{ type }] = await run(() =>
+      ctx.svc.sql<{ type: string }[]>`select type::text from storage_pools where id = ${pool}`
+    );
+    const objectHost = type === "local" ? row!.id : null;
+    await ctx.transaction((tx) =>
+      storageObjects.update(tx, ctx.job.resource_id!, { host_id: objectHost })
+    );
+    ctx.data.host_id = row!.id;
+    ctx.data.object_host_id = objectHost;
   },
 };
 
@@ -167,6 +214,7 @@ export const markReadyStep: Step = {
       await storageObjects.update(tx, ctx.job.resource_id!, {
         status: "ready",
         status_reason: null,
+        ...(ctx.data.object_host_id !== undefined ? { host_id: ctx.data.object_host_id } : {}),
         ...(p.size_bytes === null && ctx.data.bytes !== undefined
           ? { size_bytes: ctx.data.bytes }
           : {}),

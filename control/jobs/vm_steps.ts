@@ -12,7 +12,7 @@ import {
 } from "../../shared/errors/errors.ts";
 import { node } from "../../shared/proto/mod.ts";
 import { getHost, type HostRow } from "../db/hosts.ts";
-import { placementHosts } from "../db/placement.ts";
+import { placementHosts, vmLocalObjects } from "../db/placement.ts";
 import { networksOfVm } from "../db/network_interfaces.ts";
 import { bootSourceFiles, vmDiskFiles, vmNicNetworks } from "../db/vm_resources.ts";
 import { type VmRow, vms } from "../db/vms.ts";
@@ -203,7 +203,11 @@ export const placeStep: Step = {
         pools: needs.pools,
         tags: [...new Set(tags)],
       });
-      const request: PlacementVm = { ...current, ...needs };
+      const request: PlacementVm = {
+        ...current,
+        ...needs,
+        local_objects: await vmLocalObjects(tx, vm.id, current.boot_source_id),
+      };
       const result = place(request, hosts, scheduling);
       if (!result.ok) {
         throw new FailedPreconditionError(result.message, {

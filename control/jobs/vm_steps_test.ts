@@ -53,6 +53,7 @@ async function cluster(api: TestApi) {
     type: "disk",
     path: "root.img",
     format: "raw",
+    host_id: null, // copied to every host: placement is free to choose
   });
   const vm = await api.create("/v1/vms", {
     name: "web-1",

@@ -129,6 +129,7 @@ Deno.test({
         assert.equal(done.result.host_id, id);
         const obj = (await cp.call("GET", `/v1/storage-objects/${job.resource_id}`)).body;
         assert.equal(obj.status, "ready");
+        assert.equal(obj.host_id, id, "a local pool's disk belongs to the host that made it");
         assert.equal((await Deno.stat(`${n.poolDir}/${obj.path}`)).size, 8 * 1024 * 1024);
       }
       const kernel = await cp.ok("POST", "/v1/storage-objects", {
@@ -136,6 +137,7 @@ Deno.test({
         storage_pool_id: images.id,
         type: "kernel",
         path: "vmlinux",
+        host_id: null, // the same kernel is in every node's images directory
       });
       boot = await cp.ok("POST", "/v1/boot-sources", { name: "e2e", kernel_image_id: kernel.id });
     });

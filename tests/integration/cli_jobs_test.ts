@@ -39,6 +39,12 @@ Deno.test("qarax CLI: VM lifecycle through jobs on a real node", async (t) => {
         "vmlinux",
       ]);
       await ok(["boot-source", "create", "linux", "--kernel", "vmlinux"]);
+      // The pool has one host: the file is recorded on it; --every-host records none.
+      const onHost = (await ok(["disk", "list", "--host", "hv1", "-o", "json"])).json();
+      assert.deepEqual(onHost.items.map((o: { name: string }) => o.name), ["vmlinux"]);
+      await ok(["disk", "register", "shared", "--pool", "local", "--type", "iso", "--path", "x.iso"]
+        .concat("--every-host"));
+      assert.equal((await ok(["disk", "get", "shared", "-o", "json"])).json().host_id, null);
     });
 
     await t.step("vm create --start --wait follows the start job to running", async () => {

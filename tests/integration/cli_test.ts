@@ -105,7 +105,7 @@ Deno.test("qarax CLI: resources end to end, by name, as tables and JSON", async 
       await ok(["instance-type", "create", "small", "--vcpus", "1", "--memory", "1GiB"]);
       await ok(["network", "create", "lan", "--subnet", "10.10.0.0/24", "--gateway", "10.10.0.1"]);
       const disks = (await ok(["disk", "list"])).stdout;
-      assert.match(disks, /^ID +NAME +POOL +TYPE +FORMAT +SIZE +STATUS +PATH\n/);
+      assert.match(disks, /^ID +NAME +POOL +TYPE +FORMAT +SIZE +STATUS +HOST +PATH\n/);
       assert.match(disks, /root +local +disk +raw +2 GiB +ready/);
       const bs = (await ok(["boot-source", "list"])).stdout;
       assert.match(bs, /linux +kernel +vmlinux +- +- +console=ttyS0/);

@@ -57,13 +57,21 @@ export async function addFakeHost(
   return { fake, host: init.body.host };
 }
 
-/** A boot source whose kernel is a file in `pool` (created as a ready storage object). */
-export async function bootSource(api: TestApi, poolId: string): Promise<string> {
+/**
+ * A boot source whose kernel is a file in `pool` (created as a ready storage object), on host
+ * `hostId`, or on every host of the pool (null, the default: it does not constrain placement).
+ */
+export async function bootSource(
+  api: TestApi,
+  poolId: string,
+  hostId: string | null = null,
+): Promise<string> {
   const obj = await api.create("/v1/storage-objects", {
     name: `vmlinux-${crypto.randomUUID().slice(0, 6)}`,
     storage_pool_id: poolId,
     type: "kernel",
     path: "vmlinux",
+    host_id: hostId,
   });
   const src = await api.create("/v1/boot-sources", {
     name: `linux-${crypto.randomUUID().slice(0, 6)}`,

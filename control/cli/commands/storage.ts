@@ -176,6 +176,13 @@ const OBJECT_FIELDS: Field[] = [
     help: "creating | ready | failed",
     on: ["filter"],
   },
+  {
+    flag: "host",
+    path: "host_id",
+    type: { ref: "host" },
+    help: "only files on this host (local pools)",
+    on: ["filter"],
+  },
 ];
 
 /** `disk create`: POST /v1/storage-pools/{id}/disks. */
@@ -215,6 +222,12 @@ const CREATE_FIELDS: Field[] = [
     help: "object type of a download: disk (default) | image | iso | kernel | initrd | firmware",
   },
   { flag: "path", path: "path", type: "string", value: "PATH", help: "file path inside the pool" },
+  {
+    flag: "host",
+    path: "host_id",
+    type: { ref: "host" },
+    help: "local pool: the host to make it on (default: the base's host, or any up host)",
+  },
 ];
 
 /** `disk register`: POST /v1/storage-objects (a file that already exists in the pool). */
@@ -239,13 +252,19 @@ const REGISTER_FIELDS: Field[] = [
   { flag: "size", path: "size_bytes", type: "size", help: "size" },
   { flag: "parent", path: "parent_id", type: { ref: "object" }, help: "backing object" },
   { flag: "sha256", path: "sha256", type: "string", value: "HEX", help: "content sha256" },
+  {
+    flag: "host",
+    path: "host_id",
+    type: { ref: "host" },
+    help: "local pool: the host holding the file (required when the pool has several hosts)",
+  },
 ];
 
 const objectDef: ResourceDef<StorageObject> = {
   kind: "object",
   plural: "storage objects",
   fields: OBJECT_FIELDS,
-  nameKinds: ["pool"],
+  nameKinds: ["pool", "host"],
   scope: POOL_SCOPE,
   columns: (names) => [
     { header: "ID", value: (o) => o.id },
@@ -255,6 +274,7 @@ const objectDef: ResourceDef<StorageObject> = {
     { header: "FORMAT", value: (o) => o.format },
     { header: "SIZE", value: (o) => formatBytes(o.size_bytes), right: true },
     { header: "STATUS", value: (o) => o.status },
+    { header: "HOST", value: (o) => names.of("host", o.host_id as string | null) },
     { header: "PATH", value: (o) => o.path },
   ],
 };
@@ -308,10 +328,16 @@ Examples:
       options: {
         pool: { type: "string", value: "POOL", help: "the pool holding the file (required)" },
         ...fieldOptions(REGISTER_FIELDS, "create"),
+        "every-host": {
+          type: "boolean",
+          help: "local pool: the file was copied to every host of the pool (no host recorded)",
+        },
       },
       fieldFlags: { storage_pool_id: "--pool", ...flagsOf(REGISTER_FIELDS) },
-      notes:
-        "Example:\n  qarax disk register vmlinux --pool local --type kernel --path images/vmlinux",
+      notes: `A file of a local pool exists on one host: say which with --host when the pool is
+attached to several hosts (or --every-host if you copied it to all of them).
+Example:
+  qarax disk register vmlinux --pool local --type kernel --path images/vmlinux --host node-1`,
       async build(ctx, input, body) {
         if (input.opts.pool === undefined) {
           throw InvalidArgumentError.field("--pool", "is required");
@@ -322,6 +348,12 @@ Examples:
           input.opts.pool as string,
         );
         Object.assign(body, await bodyFromFlags(REGISTER_FIELDS, input.opts, "create", ctx.client));
+        if (input.opts["every-host"]) {
+          if (body.host_id !== undefined) {
+            throw InvalidArgumentError.field("--every-host", "cannot be combined with --host");
+          }
+          body.host_id = null;
+        }
       },
     }),
     updateCommand(objectDef),
