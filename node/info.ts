@@ -43,13 +43,28 @@ export function parseDf(text: string): { total: number; available: number } {
   return { total: total || 0, available: available || 0 };
 }
 
-/** The version line of a VMM binary and whether it is the qarax emulator. */
+/** How long a VMM binary's version is trusted before it is asked again (it may be upgraded). */
+const VERSION_TTL_MS = 60_000;
+const versions = new Map<string, { at: number; value: { version: string; emulated: boolean } }>();
+
+/**
+ * The version line of a VMM binary and whether it is the qarax emulator. A successful answer is
+ * remembered for a minute: health probes ask for node info every few seconds, and starting the
+ * binary each time would cost a process per probe. A failure is not remembered.
+ */
 export async function vmmVersion(binary: string): Promise<{ version: string; emulated: boolean }> {
+  const cached = versions.get(binary);
+  if (cached && Date.now() - cached.at < VERSION_TTL_MS) return cached.value;
   try {
     const r = await tryRun([binary, "--version"], { timeoutMs: 10_000 });
     const line = r.stdout.trim().split("\n")[0] ?? "";
     if (r.code !== 0 || !line) return { version: "", emulated: false };
-    return { version: line.replace(/^cloud-hypervisor\s+/, ""), emulated: /emulat/i.test(line) };
+    const value = {
+      version: line.replace(/^cloud-hypervisor\s+/, ""),
+      emulated: /emulat/i.test(line),
+    };
+    versions.set(binary, { at: Date.now(), value });
+    return value;
   } catch {
     return { version: "", emulated: false };
   }

@@ -40,6 +40,15 @@ Deno.test("the VMM version comes from running the binary", async () => {
     const fake = `${dir}/cloud-hypervisor`;
     await Deno.writeTextFile(fake, "#!/bin/sh\necho 'cloud-hypervisor v53.0.0'\n", { mode: 0o755 });
     assert.deepEqual(await vmmVersion(fake), { version: "v53.0.0", emulated: false });
+    // Remembered: the binary is not started again for every node-info call.
+    await Deno.writeTextFile(fake, "#!/bin/sh\necho 'cloud-hypervisor v54.0.0'\n");
+    assert.deepEqual(await vmmVersion(fake), { version: "v53.0.0", emulated: false });
+    // A failure is not remembered.
+    const broken = `${dir}/broken`;
+    await Deno.writeTextFile(broken, "#!/bin/sh\nexit 1\n", { mode: 0o755 });
+    assert.deepEqual(await vmmVersion(broken), { version: "", emulated: false });
+    await Deno.writeTextFile(broken, "#!/bin/sh\necho 'cloud-hypervisor v55.0.0'\n");
+    assert.deepEqual(await vmmVersion(broken), { version: "v55.0.0", emulated: false });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
