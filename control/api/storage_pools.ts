@@ -7,6 +7,7 @@
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import {
+  ConflictError,
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
@@ -23,7 +24,7 @@ import {
 import { objectHost } from "../domain/object_host.ts";
 import { transaction } from "../db/query.ts";
 import { applyPool, detachPoolOnNode, talksToNode } from "../nodes/attachments.ts";
-import { storageObjects } from "../db/storage_objects.ts";
+import { objectsOnHost, storageObjects } from "../db/storage_objects.ts";
 import { poolUsage, type StoragePoolRow, storagePools } from "../db/storage_pools.ts";
 import { defaultDiskPath, objectPathInPool } from "../domain/storage_paths.ts";
 import { audit } from "./audit.ts";
@@ -371,7 +372,8 @@ export function storagePoolsRouter(deps: AppDeps) {
       summary: "Detach the pool from a host",
       description:
         "The node forgets the pool first (its files stay); a `down` host refuses (409) " +
-        "unless `force=true`, which only forgets the attachment.",
+        "unless `force=true`, which only forgets the attachment. Refused (409) while the " +
+        "pool's objects live on that host (local pools).",
       request: { params: HostParams, query: ForceQuery },
       responses: { 204: { description: "Detached" }, ...errors(404, 409) },
     }),
@@ -382,6 +384,18 @@ export function storagePoolsRouter(deps: AppDeps) {
       const att = await getPoolAttachment(deps.sql, id, host_id);
       if (!att) throw new NotFoundError(`storage pool ${id} is not attached to host ${host_id}`);
       const host = await getHost(deps.sql, host_id);
+      // The pool's files on this host would stay registered but unreachable: VMs using them
+      // could never be placed again.
+      const held = await objectsOnHost(deps.sql, host_id, { poolId: id });
+      if (held.count > 0) {
+        throw new ConflictError(
+          `host ${
+            host?.name ?? host_id
+          } holds ${held.count} storage object(s) of pool ${pool.name} (${held.names.join(", ")}${
+            held.count > held.names.length ? ", …" : ""
+          }); delete or unregister them first`,
+        );
+      }
       // A pending attachment never reached the node: there is nothing to undo there.
       if (host && att.status !== "pending" && talksToNode(host.status)) {
         await detachPoolOnNode(deps, host, pool);

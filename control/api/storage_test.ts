@@ -342,4 +342,14 @@ Deno.test("local-pool objects belong to one host: register, clone, list, host de
     assert.equal((await api.del(`/v1/hosts/${h1.id}`)).status, 204);
     assert.equal((await api.del(`/v1/hosts/${h3.id}`)).status, 204);
   });
+
+  await t.step("the pool cannot be detached from a host holding its objects (409)", async () => {
+    const r = await api.del(`/v1/storage-pools/${pool.id}/hosts/${h2.id}`);
+    assert.equal(r.status, 409, JSON.stringify(r.body));
+    assert.match(
+      r.body.message,
+      /host h2 holds 4 storage object\(s\) of pool local \(base, child, clone, two\)/,
+    );
+    assert.equal((await api.get(`/v1/storage-pools/${pool.id}/hosts/${h2.id}`)).status, 200);
+  });
 });

@@ -69,16 +69,20 @@ export async function objectUsers(db: Db, id: string): Promise<string[]> {
   return rows.map((r) => r.what);
 }
 
-/** Names of (up to `limit`) storage objects whose file lives on a host, and their count. */
+/**
+ * Names of (up to `limit`) storage objects whose file lives on a host (in one pool when
+ * `poolId` is given), and their count.
+ */
 export async function objectsOnHost(
   db: Db,
   hostId: string,
-  limit = 5,
+  options: { poolId?: string; limit?: number } = {},
 ): Promise<{ count: number; names: string[] }> {
+  const pool = options.poolId ? db`and storage_pool_id = ${options.poolId}` : db``;
   const rows = await run(() =>
     db<{ name: string; total: number }[]>`
       select name, count(*) over ()::int as total from storage_objects
-      where host_id = ${hostId} order by name limit ${limit}`
+      where host_id = ${hostId} ${pool} order by name limit ${options.limit ?? 5}`
   );
   return { count: rows[0]?.total ?? 0, names: rows.map((r) => r.name) };
 }
