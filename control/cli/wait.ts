@@ -59,7 +59,9 @@ export function jobOf(body: unknown, headers?: Headers): { id: string; job?: Job
 export function jobError(job: Job): QaraxError {
   const answer = new ServerAnswer(null, job.request_id, job.id);
   if (job.status === "cancelled") {
-    return new CancelledError(`job ${job.id} (${job.type}) was cancelled`, { cause: answer });
+    // The server records who cancelled it ("cancelled by alice").
+    const why = job.error?.message ?? "was cancelled";
+    return new CancelledError(`job ${job.id} (${job.type}) ${why}`, { cause: answer });
   }
   const code = isErrorCode(job.error?.code) ? job.error.code : "internal";
   const message = job.error?.message ?? "no error recorded";

@@ -23,6 +23,9 @@ Deno.test("qarax job cancel: pending, running, finished", async (t) => {
       const again = (await ok(["job", "cancel", id, "--wait", "-o", "json"])).json();
       assert.equal(again.status, "cancelled");
       assert.equal(again.error.message, "cancelled by anonymous");
+      // Waiting on a cancelled job: it did not do its work (exit 1), and says who stopped it.
+      const waited = expectCode(await qarax(["job", "wait", id]), 1, "job wait on a cancelled job");
+      assert.match(waited.stderr, /vm_start\) cancelled by anonymous/);
       assert.equal((await ok(["vm", "get", "web-1", "-o", "json"])).json().status, "created");
     });
 
