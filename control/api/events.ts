@@ -67,7 +67,8 @@ export function eventsRouter(deps: AppDeps) {
       summary: "Stream events (server-sent events)",
       description: "Each event: `id` (resume with `Last-Event-ID`), `event` (its type) and " +
         "`data` (JSON: id, time, type, resource_type, resource_id, data). Types: " +
-        "`vm.status_changed`, `vm.deleted`, `host.status_changed`, `network.sync_failed` (a " +
+        "`vm.status_changed`, `vm.deleted`, `host.status_changed`, `host.stray_vms` (the VMs " +
+        "a node runs without a record, when that set changes), `network.sync_failed` (a " +
         "node could not be given a network's new settings or DHCP reservations), " +
         "`job.created`, `job.started`, `job.progress`, `job.retrying`, `job.succeeded`, " +
         "`job.failed`, `job.cancelled`. A " +

@@ -13,6 +13,7 @@ export const EVENT_TYPES = [
   "vm.status_changed",
   "vm.deleted",
   "host.status_changed",
+  "host.stray_vms",
   "network.sync_failed",
   "job.created",
   "job.started",

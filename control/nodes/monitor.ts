@@ -37,6 +37,8 @@ export class Monitors {
   readonly #svc: Services;
   readonly #log: Logger;
   readonly #failures = new Map<string, number>();
+  /** Per host, the VM ids its node runs without a record here, as last reported. */
+  readonly #strays = new Map<string, string[]>();
   readonly #watchers = new Map<string, HostWatcher>();
   readonly #timers: ReturnType<typeof setTimeout>[] = [];
   readonly #ac = new AbortController();
@@ -169,7 +171,28 @@ export class Monitors {
     const done = reports.filter((r): r is ReconcileReport => r !== null);
     const changed = done.reduce((n, r) => n + r.changed, 0);
     if (changed) this.#log.info("reconciliation changed vm statuses", { changed });
+    for (const r of done) await this.#reportStrays(r);
     return done;
+  }
+
+  /**
+   * Records `host.stray_vms` when the set of VMs a node runs without a record here changes
+   * (an empty list: they are gone). qarax never deletes what it has no record of; the operator
+   * decides (the VMs still use the host's CPU and memory).
+   */
+  async #reportStrays(r: ReconcileReport): Promise<void> {
+    const now = [...r.strays].sort();
+    const before = this.#strays.get(r.host_id) ?? [];
+    if (now.join() === before.join()) return;
+    this.#strays.set(r.host_id, now);
+    await this.#svc.events.transaction((_tx, emit) =>
+      emit({
+        type: "host.stray_vms",
+        resource_type: "host",
+        resource_id: r.host_id,
+        data: { host_id: r.host_id, vm_ids: now.slice(0, 100), count: now.length },
+      })
+    ).catch((err) => this.#log.warn("could not record host.stray_vms", { err }));
   }
 
   /** Deletes events past the retention window. */

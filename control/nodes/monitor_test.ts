@@ -113,6 +113,26 @@ Deno.test("reconciliation: changes made behind the monitor's back are found", as
   assert.deepEqual(reports.map((r) => [r.checked, r.changed]), [[1, 0]]);
 });
 
+Deno.test("reconciliation: VMs a node runs without a record are reported once, and when gone", async () => {
+  await using api = await createTestApi(fastConfig(), { active: true });
+  await using h = await runningVm(api, "node-s");
+  await waitFor(() => api.runtime.leadership.isLeader, 5000, "leadership");
+  const since = (await api.db.sql`select coalesce(max(id), 0)::int8 as id from events`)[0].id;
+  const strays = async () =>
+    (await eventsAfter(api.db.sql, since, { types: ["host.stray_vms"] })).map((e) => e.data);
+  // The record goes (as after a forced delete while the node was away); the VM keeps running.
+  await api.db.sql`delete from vm_disks where vm_id = ${h.vm.id}`;
+  await api.db.sql`delete from network_interfaces where vm_id = ${h.vm.id}`;
+  await api.db.sql`delete from vms where id = ${h.vm.id}`;
+  await api.runtime.monitors.reconcileAll();
+  await api.runtime.monitors.reconcileAll();
+  assert.deepEqual(await strays(), [{ host_id: h.host.id, vm_ids: [h.vm.id], count: 1 }]);
+  assert.ok((await h.fake.state()).vms[h.vm.id], "qarax does not delete what it has no record of");
+  await h.fake.forget(h.vm.id);
+  await api.runtime.monitors.reconcileAll();
+  assert.deepEqual((await strays()).at(-1), { host_id: h.host.id, vm_ids: [], count: 0 });
+});
+
 Deno.test("maintenance: probed and kept, never chosen, and not taken down", async () => {
   await using api = await createTestApi(fastConfig(), { active: true, logLevel: "info" });
   await using h = await runningVm(api, "node-d");
