@@ -23,6 +23,7 @@ import { vmsRouter } from "./vms.ts";
 import { vmActionsRouter } from "./vm_actions.ts";
 import { eventsRouter } from "./events.ts";
 import { vmDevicesRouter } from "./vm_devices.ts";
+import { vmSnapshotsRouter } from "./vm_snapshots.ts";
 import { bootSourcesRouter } from "./boot_sources.ts";
 import { vmTemplatesRouter } from "./vm_templates.ts";
 import { storagePoolsRouter } from "./storage_pools.ts";
@@ -40,6 +41,7 @@ const RESOURCE_ROUTERS = [
   vmsRouter,
   vmActionsRouter,
   vmDevicesRouter,
+  vmSnapshotsRouter,
   networksRouter,
   storagePoolsRouter,
   storageObjectsRouter,

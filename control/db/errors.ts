@@ -39,6 +39,7 @@ const NOUNS: Record<string, string> = {
   boot_sources: "boot source",
   instance_types: "instance type",
   vm_templates: "vm template",
+  vm_snapshots: "snapshot",
   jobs: "job",
   audit_logs: "audit log",
 };

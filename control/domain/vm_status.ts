@@ -38,6 +38,10 @@ export const VM_ACTIONS = [
   "remove_nic",
   /** a NIC's address, MAC or MTU */
   "update_nic",
+  /** take a snapshot (paused around it when running) */
+  "snapshot",
+  /** bring the VM back from one of its snapshots */
+  "restore",
 ] as const;
 export type VmAction = typeof VM_ACTIONS[number];
 
@@ -62,6 +66,8 @@ export const VM_ACTION_TABLE: Readonly<Record<VmAction, readonly VmStatus[]>> = 
   add_nic: STOPPED,
   remove_nic: STOPPED,
   update_nic: STOPPED,
+  snapshot: ["running", "paused"],
+  restore: STOPPED,
 };
 
 /** Statuses in which a VM holds CPU and memory on its host (the capacity ledger counts them). */

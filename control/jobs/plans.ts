@@ -1,6 +1,7 @@
 /**
  * One plan per job type, built from the steps in vm_steps.ts, disk_steps.ts and host_steps.ts.
- * VM jobs need no `release`: their routes change nothing before the job runs.
+ * VM jobs need no `release` (their routes change nothing before the job runs), except
+ * `vm_snapshot`, whose route records the snapshot: a cancelled one is marked failed.
  */
 import type { JobType } from "../db/jobs.ts";
 import {
@@ -12,6 +13,19 @@ import {
   undoDisk,
 } from "./disk_steps.ts";
 import { hostDeployPlan } from "./host_steps.ts";
+import {
+  ensureRestorePoolsStep,
+  markSnapshotReadyStep,
+  pauseStep,
+  releaseSnapshot,
+  restoreCheck,
+  restoreOnNodeStep,
+  resumeStep,
+  snapshotCheck,
+  snapshotOnNodeStep,
+  undoRestore,
+  undoSnapshot,
+} from "./snapshot_steps.ts";
 import type { Plan } from "./plan.ts";
 import {
   bootStep,
@@ -55,6 +69,28 @@ export const PLANS: Readonly<Record<JobType, Plan>> = {
   vm_delete: {
     steps: [deleteCheck, deleteOnNodeStep, removeRecordStep, releaseReservationsStep],
     result: (ctx) => (ctx.data.node_error ? { node_error: ctx.data.node_error } : {}),
+  },
+  vm_snapshot: {
+    steps: [snapshotCheck, pauseStep, snapshotOnNodeStep, resumeStep, markSnapshotReadyStep],
+    onFailure: undoSnapshot,
+    release: releaseSnapshot,
+    result: (ctx) => ({
+      snapshot_id: ctx.job.params.snapshot_id,
+      host_id: ctx.data.host_id,
+      path: ctx.data.path,
+    }),
+  },
+  vm_restore: {
+    steps: [
+      restoreCheck,
+      ensureNetworksStep,
+      ensureRestorePoolsStep,
+      createOnNodeStep,
+      restoreOnNodeStep,
+      confirmRunningStep,
+    ],
+    onFailure: undoRestore,
+    result: (ctx) => ({ snapshot_id: ctx.job.params.snapshot_id, host_id: ctx.data.host_id }),
   },
   disk_create: {
     steps: [chooseNodeStep, ensurePoolStep, createDiskStep, markReadyStep],

@@ -71,6 +71,8 @@ const NodesSection = z.strictObject({
   stop_timeout_ms: ms,
   /** How long a start waits for the VM to be observed running. */
   start_timeout_ms: ms,
+  /** Deadline of a SnapshotVM or RestoreVM call (the guest's memory is written or read). */
+  snapshot_timeout_ms: ms,
   /** Health probe period, and consecutive failed probes before an `up` host goes `down`. */
   health_interval_ms: ms,
   health_failure_threshold: positiveInt,

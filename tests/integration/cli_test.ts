@@ -29,6 +29,15 @@ Deno.test("qarax CLI: version, help and usage errors", async () => {
     /--wait/,
   );
 
+  assert.match(
+    expectCode(await runQarax(["vm", "snapshot", "--help"]), 0, "help snapshot").stdout,
+    /create[\s\S]*list[\s\S]*delete/,
+  );
+  assert.match(
+    expectCode(await runQarax(["vm", "restore", "--help"]), 0, "help restore").stdout,
+    /--snapshot NAME\|ID/,
+  );
+
   // Nothing to do is a usage error, with the help on stderr.
   assert.match(expectCode(await runQarax([]), 2, "no command").stderr, /Usage: qarax <command>/);
   assert.match(

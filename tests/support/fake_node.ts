@@ -310,6 +310,24 @@ export class FakeNode {
         this.vms.delete(req.id ?? "");
         return {};
       },
+      snapshotVM: async (req) => {
+        await this.#enter("snapshotVM", req);
+        const vm = this.#vm(req.vmId);
+        this.#need(vm, [S.VM_STATUS_RUNNING, S.VM_STATUS_PAUSED], "snapshot");
+        return {};
+      },
+      restoreVM: async (req) => {
+        await this.#enter("restoreVM", req);
+        const vm = this.#vm(req.vmId);
+        this.#need(
+          vm,
+          [S.VM_STATUS_CREATED, S.VM_STATUS_SHUTDOWN, S.VM_STATUS_CRASHED],
+          "restore",
+        );
+        // Like the real node: CH restores paused, the node resumes it.
+        this.#running(vm, req.vmId!);
+        return {};
+      },
       getVmInfo: async (req) => {
         await this.#enter("getVmInfo", req);
         return this.#state(this.#vm(req.id));

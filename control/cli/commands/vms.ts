@@ -1,4 +1,7 @@
-/** `qarax vm …`: create, inspect and drive VMs, and their disks (`vm disk`) and NICs (`vm nic`). */
+/**
+ * `qarax vm …`: create, inspect and drive VMs, their disks (`vm disk`), NICs (`vm nic`) and
+ * snapshots (`vm snapshot`, `vm restore`).
+ */
 import { InvalidArgumentError } from "../../../shared/errors/errors.ts";
 import type { ApiClient, Query } from "../client.ts";
 import type { Field } from "../fields.ts";
@@ -17,7 +20,7 @@ import {
   subListCommand,
   updateCommand,
 } from "../resource.ts";
-import { Names, resolveId } from "../resolve.ts";
+import { isId, Names, resolveId } from "../resolve.ts";
 import { formatAge, formatBytes, parseDuration } from "../units.ts";
 
 interface Vm {
@@ -189,6 +192,113 @@ function nicColumns(names: Names): Column<Nic>[] {
     { header: "MTU", value: (n) => n.mtu, right: true },
   ];
 }
+
+interface Snapshot {
+  id: string;
+  name: string;
+  status: string;
+  status_reason: string | null;
+  host_id: string | null;
+  created_at: string;
+  [k: string]: unknown;
+}
+
+function snapshotColumns(names: Names): Column<Snapshot>[] {
+  return [
+    { header: "NAME", value: (s) => s.name },
+    { header: "STATUS", value: (s) => s.status },
+    { header: "HOST", value: (s) => (s.host_id ? names.of("host", s.host_id) : null) },
+    { header: "AGE", value: (s) => formatAge(s.created_at, new Date()) },
+    { header: "ID", value: (s) => s.id },
+    { header: "REASON", value: (s) => s.status_reason },
+  ];
+}
+
+/** The id of VM `vmId`'s snapshot named (or with id) `ref`. */
+async function snapshotIdOf(client: ApiClient, vmId: string, ref: string): Promise<string> {
+  if (isId(ref)) return ref;
+  const page = await client.list<Snapshot>(`/v1/vms/${vmId}/snapshots`, { name: ref });
+  const [snap] = page.items;
+  if (!snap) throw InvalidArgumentError.field("snapshot", `no snapshot named ${ref} on this VM`);
+  return snap.id;
+}
+
+const snapshotGroup: GroupSpec = {
+  name: "snapshot",
+  aliases: ["snapshots"],
+  summary: "A VM's snapshots (restore one with `qarax vm restore`)",
+  children: [
+    {
+      name: "create",
+      summary: "Snapshot a running or paused VM (paused around it, then resumed)",
+      args: ["vm"],
+      options: {
+        name: { type: "string", value: "NAME", help: "unique per VM (default snapshot-<hex>)" },
+        ...ACTION_OPTIONS,
+      },
+      fieldFlags: { name: "--name" },
+      async run(ctx, input) {
+        const id = await resolveId(await ctx.client(), "vm", input.args.vm!);
+        const name = input.opts.name as string | undefined;
+        return await runAction(ctx, input, {
+          method: "POST",
+          path: `/v1/vms/${id}/snapshots`,
+          body: name !== undefined ? { name } : {},
+          done: `vm ${input.args.vm} snapshotted`,
+        });
+      },
+    },
+    subListCommand<Snapshot>({
+      name: "list",
+      aliases: ["ls"],
+      summary: "List a VM's snapshots",
+      parent: "vm",
+      arg: "vm",
+      path: (id) => `/v1/vms/${id}/snapshots`,
+      view: { plural: "snapshots", columns: snapshotColumns, nameKinds: ["host"] },
+    }),
+    {
+      name: "delete",
+      aliases: ["rm", "remove"],
+      summary: "Delete a snapshot (its files stay on the host)",
+      args: ["vm", "snapshot"],
+      options: ACTION_OPTIONS,
+      async run(ctx, input) {
+        const client = await ctx.client();
+        const id = await resolveId(client, "vm", input.args.vm!);
+        const snap = await snapshotIdOf(client, id, input.args.snapshot!);
+        return await runAction(ctx, input, {
+          method: "DELETE",
+          path: `/v1/vms/${id}/snapshots/${snap}`,
+          done: `snapshot ${input.args.snapshot} of vm ${input.args.vm} deleted`,
+        });
+      },
+    },
+  ],
+};
+
+const restoreCommand: CommandSpec = {
+  name: "restore",
+  summary: "Restore a stopped VM from one of its snapshots (it ends running)",
+  args: ["vm"],
+  options: {
+    snapshot: { type: "string", value: "NAME|ID", help: "the snapshot (required)" },
+    ...ACTION_OPTIONS,
+  },
+  fieldFlags: { snapshot_id: "--snapshot" },
+  async run(ctx, input) {
+    const ref = input.opts.snapshot as string | undefined;
+    if (!ref) throw InvalidArgumentError.field("snapshot", "--snapshot NAME|ID is required");
+    const client = await ctx.client();
+    const id = await resolveId(client, "vm", input.args.vm!);
+    return await runAction(ctx, input, {
+      method: "POST",
+      path: `/v1/vms/${id}/restore`,
+      body: { snapshot_id: await snapshotIdOf(client, id, ref) },
+      done: `vm ${input.args.vm} restored from ${ref}`,
+    });
+  },
+};
 
 const def: ResourceDef<Vm> = {
   kind: "vm",
@@ -492,5 +602,7 @@ server's defaults. Example:
     }),
     diskGroup,
     nicGroup,
+    snapshotGroup,
+    restoreCommand,
   ],
 };

@@ -1,0 +1,289 @@
+/**
+ * A VM's snapshots: `POST /v1/vms/{id}/snapshots` records a snapshot (`creating`) in a
+ * directory of the pool of the VM's first disk and queues `vm_snapshot` (202 + job);
+ * `GET` lists or reads them; `DELETE` forgets one (the record and its directory object; the
+ * files stay on the host, as for every storage object). `POST /v1/vms/{id}/restore` queues
+ * `vm_restore` for a stopped VM from one of its ready snapshots. Both jobs take the VM's
+ * one-active-job slot, so they never overlap another action on it.
+ */
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { FailedPreconditionError, NotFoundError } from "../../shared/errors/errors.ts";
+import { and, type Db, run } from "../db/query.ts";
+import { storageObjects } from "../db/storage_objects.ts";
+import { storagePools } from "../db/storage_pools.ts";
+import { vmDiskFiles } from "../db/vm_resources.ts";
+import { SNAPSHOT_STATUSES, type SnapshotRow, vmSnapshots } from "../db/vm_snapshots.ts";
+import { type VmRow, vms } from "../db/vms.ts";
+import { assertVmAction } from "../domain/vm_status.ts";
+import { restoreHost } from "../jobs/snapshot_steps.ts";
+import { deleteResource, getResource } from "./crud.ts";
+import {
+  body,
+  errors,
+  Id,
+  IfMatchHeaders,
+  json,
+  ListOf,
+  Name,
+  PageQuery,
+  Timestamp,
+  validationHook,
+} from "./common.ts";
+import type { AppDeps, AppEnv } from "./deps.ts";
+import { acceptJob, IdempotencyHeaders, Job } from "./jobs.ts";
+
+const tags = ["vms"];
+
+export const Snapshot = z.object({
+  id: Id,
+  vm_id: Id,
+  name: z.string().openapi({ example: "before-upgrade" }),
+  status: z.enum(SNAPSHOT_STATUSES),
+  status_reason: z.string().nullable().openapi({ description: "Why it failed" }),
+  host_id: Id.nullable().openapi({ description: "The host holding its files" }),
+  storage_object_id: Id.openapi({ description: "Its directory (a `snapshot` storage object)" }),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+}).openapi("VmSnapshot");
+
+const NewSnapshot = z.strictObject({
+  name: Name.optional().openapi({ description: "Unique per VM; default `snapshot-<8 hex>`" }),
+}).openapi("NewVmSnapshot");
+
+const RestoreBody = z.strictObject({
+  snapshot_id: Id.openapi({ description: "A ready snapshot of this VM" }),
+}).openapi("VmRestore");
+
+const VmParams = z.object({ id: Id.openapi({ param: { name: "id", in: "path" } }) });
+const SnapshotParams = VmParams.extend({
+  snapshot_id: Id.openapi({ param: { name: "snapshot_id", in: "path" } }),
+});
+const ListQuery = z.object({
+  ...PageQuery,
+  name: z.string().max(63).optional(),
+  status: z.enum(SNAPSHOT_STATUSES).optional(),
+});
+
+async function vmOr404(db: Db, id: string, lock = false): Promise<VmRow> {
+  const vm = await vms.get(db, id, lock);
+  if (!vm) throw NotFoundError.of("vm", id);
+  return vm;
+}
+
+async function snapshotOf(
+  db: Db,
+  vmId: string,
+  id: string,
+  lock = false,
+): Promise<SnapshotRow | undefined> {
+  const snap = await vmSnapshots.get(db, id, lock);
+  return snap?.vm_id === vmId ? snap : undefined;
+}
+
+/**
+ * Where a VM's snapshot goes: a directory `snapshots/<vm>/<snapshot>` in the pool of its first
+ * disk, on its host (a local pool's files belong to that host).
+ */
+async function snapshotPool(db: Db, vm: VmRow) {
+  const [disk] = await vmDiskFiles(db, vm.id);
+  const pool = disk ? await storagePools.get(db, disk.pool_id) : undefined;
+  if (!pool) {
+    throw new FailedPreconditionError(
+      `vm ${vm.name} has no disk in a storage pool to hold its snapshot`,
+    );
+  }
+  return pool;
+}
+
+/** The snapshot routes. */
+export function vmSnapshotsRouter(deps: AppDeps) {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/vms/{id}/snapshots",
+      tags,
+      summary: "Snapshot a running or paused VM",
+      description: "Records the snapshot (`creating`) in a directory of the pool of the VM's " +
+        "first disk, on the VM's host, and queues `vm_snapshot`: a running VM is paused, its " +
+        "node writes Cloud Hypervisor's snapshot files, the VM is resumed and the snapshot " +
+        "becomes `ready` (`failed` with the reason otherwise, the VM resumed). 409 when the VM " +
+        "is not running or paused, or the name is taken.",
+      request: { params: VmParams, headers: IdempotencyHeaders, body: body(NewSnapshot) },
+      responses: { 202: json(Job, "The queued job", true), ...errors(400, 404, 409, 422) },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const input = c.req.valid("json");
+      return await acceptJob(c, deps, {
+        type: "vm_snapshot",
+        resource_type: "vm",
+        resource_id: id,
+        action: "snapshot",
+        async check(tx) {
+          const vm = await vmOr404(tx, id, true);
+          assertVmAction(vm, "snapshot");
+          const pool = await snapshotPool(tx, vm);
+          const snapshotId = crypto.randomUUID();
+          const name = input.name ?? `snapshot-${snapshotId.slice(0, 8)}`;
+          const object = await storageObjects.insert(tx, {
+            name: `snapshot-${snapshotId}`,
+            storage_pool_id: pool.id,
+            type: "snapshot",
+            path: `snapshots/${vm.id}/${snapshotId}`,
+            status: "creating",
+            host_id: pool.type === "local" ? vm.host_id : null,
+          });
+          await vmSnapshots.insert(tx, {
+            id: snapshotId,
+            vm_id: vm.id,
+            name,
+            host_id: vm.host_id,
+            storage_object_id: object.id,
+          });
+          return {
+            summary: { name: vm.name, snapshot: name, snapshot_id: snapshotId },
+            params: { snapshot_id: snapshotId },
+          };
+        },
+      }) as never;
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/vms/{id}/snapshots",
+      tags,
+      summary: "List a VM's snapshots (oldest first)",
+      request: { params: VmParams, query: ListQuery },
+      responses: {
+        200: json(ListOf(Snapshot, "VmSnapshotList"), "A page of snapshots"),
+        ...errors(404, 422),
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const { limit, cursor, name, status } = c.req.valid("query");
+      await vmOr404(deps.sql, id);
+      const db = deps.sql;
+      const where = [db`vm_id = ${id}`];
+      if (name !== undefined) where.push(db`name = ${name}`);
+      if (status !== undefined) where.push(db`status = ${status}`);
+      return c.json(await vmSnapshots.list(db, where, { limit, cursor }), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/vms/{id}/snapshots/{snapshot_id}",
+      tags,
+      summary: "Get a snapshot",
+      request: { params: SnapshotParams },
+      responses: { 200: json(Snapshot, "The snapshot", true), ...errors(404, 422) },
+    }),
+    async (c) => {
+      const { id, snapshot_id } = c.req.valid("param");
+      const row = await getResource(
+        c,
+        "snapshot",
+        snapshot_id,
+        () => snapshotOf(deps.sql, id, snapshot_id),
+      );
+      return c.json(row, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "delete",
+      path: "/vms/{id}/snapshots/{snapshot_id}",
+      tags,
+      summary: "Delete a snapshot",
+      description: "Removes the snapshot and its directory object. Like every storage object " +
+        "delete, the files stay on the host (`snapshots/<vm>/<snapshot>` in the pool). Not " +
+        "while it is being made or restored from (409).",
+      request: { params: SnapshotParams, headers: IfMatchHeaders },
+      responses: { 204: { description: "Deleted" }, ...errors(404, 409, 412, 422) },
+    }),
+    async (c) => {
+      const { id, snapshot_id } = c.req.valid("param");
+      return await deleteResource(c, deps, {
+        resourceType: "snapshot",
+        id: snapshot_id,
+        get: (tx, sid, lock) => snapshotOf(tx, id, sid, lock),
+        async guard(tx, snap) {
+          if (snap.status === "creating") {
+            throw new FailedPreconditionError(`snapshot ${snap.name} is being made`);
+          }
+          const [job] = await run(() =>
+            tx<{ id: string }[]>`select id from jobs where ${
+              and(tx, [
+                tx`resource_type = 'vm'`,
+                tx`resource_id = ${id}`,
+                tx`status in ('pending', 'running')`,
+                tx`params ->> 'snapshot_id' = ${snap.id}`,
+              ])
+            } limit 1`
+          );
+          if (job) {
+            throw new FailedPreconditionError(
+              `snapshot ${snap.name} is in use by job ${job.id}`,
+            );
+          }
+        },
+        // The snapshot row goes with its object (ON DELETE CASCADE).
+        remove: async (tx, sid) => {
+          const snap = await vmSnapshots.get(tx, sid);
+          if (snap) await storageObjects.remove(tx, snap.storage_object_id);
+        },
+        summary: (snap) => ({ name: snap.name, vm_id: snap.vm_id, host_id: snap.host_id }),
+      }) as never;
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/vms/{id}/restore",
+      tags,
+      summary: "Restore a stopped VM from one of its snapshots",
+      description: "Queues `vm_restore`: the VM goes `pending` on the host holding the " +
+        "snapshot's files, its networks and pools are attached there, and its node restores it " +
+        "into a fresh Cloud Hypervisor (which restores paused) and resumes it, so the VM ends " +
+        "`running`; on failure it gets its previous status back. 409 unless the VM is created " +
+        "or shut down and the snapshot is ready; 404 for a snapshot of another VM.",
+      request: { params: VmParams, headers: IdempotencyHeaders, body: body(RestoreBody) },
+      responses: { 202: json(Job, "The queued job", true), ...errors(400, 404, 409, 422) },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const { snapshot_id } = c.req.valid("json");
+      return await acceptJob(c, deps, {
+        type: "vm_restore",
+        resource_type: "vm",
+        resource_id: id,
+        params: { snapshot_id },
+        action: "restore",
+        async check(tx) {
+          const vm = await vmOr404(tx, id, true);
+          const snap = await snapshotOf(tx, id, snapshot_id);
+          if (!snap) throw NotFoundError.of("snapshot", snapshot_id);
+          assertVmAction(vm, "restore");
+          if (snap.status !== "ready") {
+            throw new FailedPreconditionError(
+              `snapshot ${snap.name} is ${snap.status}, not ready`,
+              { details: [{ field: "snapshot_id", message: `is ${snap.status}` }] },
+            );
+          }
+          restoreHost(vm, snap);
+          return { summary: { name: vm.name, snapshot: snap.name, snapshot_id } };
+        },
+      }) as never;
+    },
+  );
+
+  return app;
+}
