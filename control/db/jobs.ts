@@ -18,6 +18,8 @@ export const JOB_TYPES = [
   "vm_resume",
   "vm_reboot",
   "vm_delete",
+  "vm_resize",
+  "disk_resize",
   "disk_create",
   "host_deploy",
 ] as const;

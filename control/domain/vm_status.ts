@@ -38,6 +38,10 @@ export const VM_ACTIONS = [
   "remove_nic",
   /** a NIC's address, MAC or MTU */
   "update_nic",
+  /** vCPUs/memory: hotplug when running, new boot sizes when stopped */
+  "resize",
+  /** grow a disk: through the VMM when running or paused, the file otherwise */
+  "resize_disk",
 ] as const;
 export type VmAction = typeof VM_ACTIONS[number];
 
@@ -62,6 +66,8 @@ export const VM_ACTION_TABLE: Readonly<Record<VmAction, readonly VmStatus[]>> = 
   add_nic: STOPPED,
   remove_nic: STOPPED,
   update_nic: STOPPED,
+  resize: ["created", "running", "shutdown"],
+  resize_disk: ["created", "running", "paused", "shutdown"],
 };
 
 /** Statuses in which a VM holds CPU and memory on its host (the capacity ledger counts them). */

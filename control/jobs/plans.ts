@@ -1,5 +1,6 @@
 /**
- * One plan per job type, built from the steps in vm_steps.ts, disk_steps.ts and host_steps.ts.
+ * One plan per job type, built from the steps in vm_steps.ts, resize_steps.ts, disk_steps.ts and
+ * host_steps.ts.
  * VM jobs need no `release`: their routes change nothing before the job runs.
  */
 import type { JobType } from "../db/jobs.ts";
@@ -13,6 +14,15 @@ import {
 } from "./disk_steps.ts";
 import { hostDeployPlan } from "./host_steps.ts";
 import type { Plan } from "./plan.ts";
+import {
+  diskRecordSizeStep,
+  diskResizeCheckStep,
+  diskResizeOnNodeStep,
+  diskResizePoolStep,
+  recordSizingStep,
+  resizeCheckStep,
+  resizeOnNodeStep,
+} from "./resize_steps.ts";
 import {
   bootStep,
   confirmRunningStep,
@@ -55,6 +65,14 @@ export const PLANS: Readonly<Record<JobType, Plan>> = {
   vm_delete: {
     steps: [deleteCheck, deleteOnNodeStep, removeRecordStep, releaseReservationsStep],
     result: (ctx) => (ctx.data.node_error ? { node_error: ctx.data.node_error } : {}),
+  },
+  vm_resize: {
+    steps: [resizeCheckStep, resizeOnNodeStep, recordSizingStep],
+    result: (ctx) => ({ ...(ctx.data.sizing as Record<string, unknown>) }),
+  },
+  disk_resize: {
+    steps: [diskResizeCheckStep, diskResizePoolStep, diskResizeOnNodeStep, diskRecordSizeStep],
+    result: (ctx) => ({ host_id: ctx.data.host_id, size_bytes: ctx.job.params.size_bytes }),
   },
   disk_create: {
     steps: [chooseNodeStep, ensurePoolStep, createDiskStep, markReadyStep],
