@@ -21,6 +21,7 @@ import { instanceTypesRouter } from "./instance_types.ts";
 import { networksRouter } from "./networks.ts";
 import { vmsRouter } from "./vms.ts";
 import { vmActionsRouter } from "./vm_actions.ts";
+import { vmResizeRouter } from "./vm_resize.ts";
 import { eventsRouter } from "./events.ts";
 import { vmDevicesRouter } from "./vm_devices.ts";
 import { vmSnapshotsRouter } from "./vm_snapshots.ts";
@@ -40,6 +41,7 @@ const RESOURCE_ROUTERS = [
   hostsRouter,
   vmsRouter,
   vmActionsRouter,
+  vmResizeRouter,
   vmDevicesRouter,
   vmSnapshotsRouter,
   networksRouter,

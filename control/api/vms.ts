@@ -5,6 +5,7 @@
  * Lifecycle actions and delete are jobs (vm_actions.ts).
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { InvalidArgumentError, NotFoundError } from "../../shared/errors/errors.ts";
 import { bootSources } from "../db/boot_sources.ts";
 import { instanceTypes } from "../db/instance_types.ts";
@@ -289,41 +290,10 @@ export function vmsRouter(deps: AppDeps) {
     async (c) => {
       const { id } = c.req.valid("param");
       const patch = c.req.valid("json") as Record<string, unknown>;
-      const row = await transaction(deps.sql, async (tx) => {
-        const cur = await vms.get(tx, id, true);
-        if (!cur) throw notFound(id);
-        checkIfMatch(c, cur.version, `vm ${id}`);
-        const fields: Partial<Record<keyof VmRow, unknown>> = {};
-        for (const [key, value] of Object.entries(patch)) {
-          if (value === undefined) continue;
-          const k = key as keyof VmRow;
-          let next: unknown = value;
-          if (k === "placement") next = checkPlacement(mergePatch(cur.placement, value));
-          else if (k === "config") next = mergePatch(cur.config, value) ?? {};
-          else if (k === "tags") next = [...new Set((value ?? []) as string[])];
-          else if (value === null) next = nullValue(k, deps);
-          if (!sameValue(next, cur[k])) fields[k] = next;
-        }
-        const changed = Object.keys(fields);
-        const actions = new Set(changed.map((k) => FIELD_ACTION[k]));
-        for (const action of actions) assertVmAction(cur, action);
-        const merged = { ...cur, ...fields } as VmRow;
-        checkVcpus(merged.boot_vcpus, merged.max_vcpus);
-        if (fields.boot_source_id !== undefined || fields.boot_mode !== undefined) {
-          await checkBootSourceRef(tx, merged.boot_source_id, merged.boot_mode);
-        }
-        const updated = changed.length ? await vms.update(tx, id, fields) : cur;
-        if (!updated) throw notFound(id);
-        if (changed.length) {
-          await audit(tx, c, {
-            action: "update",
-            resource_type: "vm",
-            resource_id: id,
-            summary: { name: updated.name, fields: changed },
-          });
-        }
-        return updated;
-      });
+      const row = await transaction(
+        deps.sql,
+        (tx) => updateVm(tx, c, deps, id, patch, (cur) => checkIfMatch(c, cur.version, `vm ${id}`)),
+      );
       // The name is the DHCP hostname of its reservations.
       if (patch.name !== undefined) await syncReservations(deps, await networksOfVm(deps.sql, id));
       return c.json(withEtag(c, row), 200);
@@ -331,6 +301,55 @@ export function vmsRouter(deps: AppDeps) {
   );
 
   return app;
+}
+
+/**
+ * Applies a JSON merge patch to VM `id` with the PATCH rules (each changed field's action must
+ * be allowed in its status, sizing and boot source checked) and audits it as `action`;
+ * returns the VM. `guard` runs first, with the VM locked.
+ */
+export async function updateVm(
+  tx: Db,
+  c: Context<AppEnv>,
+  deps: AppDeps,
+  id: string,
+  patch: Record<string, unknown>,
+  guard: (cur: VmRow) => void | Promise<void> = () => {},
+  action = "update",
+): Promise<VmRow> {
+  const cur = await vms.get(tx, id, true);
+  if (!cur) throw NotFoundError.of("vm", id);
+  await guard(cur);
+  const fields: Partial<Record<keyof VmRow, unknown>> = {};
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === undefined) continue;
+    const k = key as keyof VmRow;
+    let next: unknown = value;
+    if (k === "placement") next = checkPlacement(mergePatch(cur.placement, value));
+    else if (k === "config") next = mergePatch(cur.config, value) ?? {};
+    else if (k === "tags") next = [...new Set((value ?? []) as string[])];
+    else if (value === null) next = nullValue(k, deps);
+    if (!sameValue(next, cur[k])) fields[k] = next;
+  }
+  const changed = Object.keys(fields);
+  const actions = new Set(changed.map((k) => FIELD_ACTION[k]));
+  for (const a of actions) assertVmAction(cur, a);
+  const merged = { ...cur, ...fields } as VmRow;
+  checkVcpus(merged.boot_vcpus, merged.max_vcpus);
+  if (fields.boot_source_id !== undefined || fields.boot_mode !== undefined) {
+    await checkBootSourceRef(tx, merged.boot_source_id, merged.boot_mode);
+  }
+  const updated = changed.length ? await vms.update(tx, id, fields) : cur;
+  if (!updated) throw NotFoundError.of("vm", id);
+  if (changed.length) {
+    await audit(tx, c, {
+      action,
+      resource_type: "vm",
+      resource_id: id,
+      summary: { name: updated.name, fields: changed },
+    });
+  }
+  return updated;
 }
 
 /** Validates a merged placement (label keys, tags) and normalises it. */

@@ -20,6 +20,8 @@ export const JOB_TYPES = [
   "vm_delete",
   "vm_snapshot",
   "vm_restore",
+  "vm_resize",
+  "disk_resize",
   "disk_create",
   "host_deploy",
 ] as const;

@@ -92,6 +92,7 @@ Deno.test("vm actions: the table answers per status and 409s name the status", (
     "delete",
     "update_metadata",
     "snapshot",
+    "resize_disk",
   ]);
   for (const statuses of Object.values(VM_ACTION_TABLE)) {
     for (const s of statuses) assert.ok(VM_STATUSES.includes(s));

@@ -118,6 +118,41 @@ function carriesAny(tags: string[], wanted: string[]): boolean {
   return wanted.some((t) => tags.includes(t));
 }
 
+/**
+ * Whether `host` has room for `vm`'s vCPUs and memory (overcommit ratios applied, next to
+ * what its other resource-holding VMs use); null when it does. Placement and resizing a
+ * running VM both ask this.
+ */
+export function capacityRejection(
+  vm: Pick<PlacementVm, "boot_vcpus" | "memory_size">,
+  host: Pick<
+    PlacementHost,
+    "total_cpus" | "total_memory_bytes" | "allocated_vcpus" | "allocated_memory_bytes"
+  >,
+  policy: Omit<PlacementPolicy, "strategy">,
+): { filter: "vcpus" | "memory"; reason: string } | null {
+  const cpuCap = capacity(host.total_cpus, policy.cpu_overcommit_ratio);
+  if (cpuCap === null) return { filter: "vcpus", reason: "has unknown capacity" };
+  const cpuFree = cpuCap - host.allocated_vcpus;
+  if (cpuFree < vm.boot_vcpus) {
+    return {
+      filter: "vcpus",
+      reason: `has ${Math.max(cpuFree, 0)} of ${cpuCap} vCPUs free, the vm needs ${vm.boot_vcpus}`,
+    };
+  }
+  const memCap = capacity(host.total_memory_bytes, policy.memory_overcommit_ratio);
+  if (memCap === null) return { filter: "memory", reason: "has unknown capacity" };
+  const memFree = memCap - host.allocated_memory_bytes;
+  if (memFree < vm.memory_size) {
+    return {
+      filter: "memory",
+      reason: `has ${formatBytes(Math.max(memFree, 0))} of ${formatBytes(memCap)} free, the vm ` +
+        `needs ${formatBytes(vm.memory_size)}`,
+    };
+  }
+  return null;
+}
+
 /** The first filter `host` fails, with a reason, or null when it passes them all. */
 export function rejectionOf(
   vm: PlacementVm,
@@ -172,25 +207,8 @@ export function rejectionOf(
       reason: `does not hold ${away.map((o) => `${o.name} (on ${o.host_name})`).join(", ")}`,
     };
   }
-  const cpuCap = capacity(host.total_cpus, policy.cpu_overcommit_ratio);
-  if (cpuCap === null) return { filter: "vcpus", reason: "has unknown capacity" };
-  const cpuFree = cpuCap - host.allocated_vcpus;
-  if (cpuFree < vm.boot_vcpus) {
-    return {
-      filter: "vcpus",
-      reason: `has ${Math.max(cpuFree, 0)} of ${cpuCap} vCPUs free, the vm needs ${vm.boot_vcpus}`,
-    };
-  }
-  const memCap = capacity(host.total_memory_bytes, policy.memory_overcommit_ratio);
-  if (memCap === null) return { filter: "memory", reason: "has unknown capacity" };
-  const memFree = memCap - host.allocated_memory_bytes;
-  if (memFree < vm.memory_size) {
-    return {
-      filter: "memory",
-      reason: `has ${formatBytes(Math.max(memFree, 0))} of ${formatBytes(memCap)} free, the vm ` +
-        `needs ${formatBytes(vm.memory_size)}`,
-    };
-  }
+  const short = capacityRejection(vm, host, policy);
+  if (short) return short;
   if (p.anti_affinity_tags.length) {
     const clash = host.vm_tags.filter((tags) => carriesAny(tags, p.anti_affinity_tags)).length;
     if (clash) {

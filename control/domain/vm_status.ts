@@ -42,6 +42,10 @@ export const VM_ACTIONS = [
   "snapshot",
   /** bring the VM back from one of its snapshots */
   "restore",
+  /** vCPUs/memory: hotplug when running, new boot sizes when stopped */
+  "resize",
+  /** grow a disk: through the VMM when running or paused, the file otherwise */
+  "resize_disk",
 ] as const;
 export type VmAction = typeof VM_ACTIONS[number];
 
@@ -68,6 +72,8 @@ export const VM_ACTION_TABLE: Readonly<Record<VmAction, readonly VmStatus[]>> = 
   update_nic: STOPPED,
   snapshot: ["running", "paused"],
   restore: STOPPED,
+  resize: ["created", "running", "shutdown"],
+  resize_disk: ["created", "running", "paused", "shutdown"],
 };
 
 /** Statuses in which a VM holds CPU and memory on its host (the capacity ledger counts them). */

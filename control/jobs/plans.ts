@@ -1,7 +1,8 @@
 /**
- * One plan per job type, built from the steps in vm_steps.ts, disk_steps.ts and host_steps.ts.
- * VM jobs need no `release` (their routes change nothing before the job runs), except
- * `vm_snapshot`, whose route records the snapshot: a cancelled one is marked failed.
+ * One plan per job type, built from the steps in vm_steps.ts, resize_steps.ts,
+ * snapshot_steps.ts, disk_steps.ts and host_steps.ts. VM jobs need no `release` (their routes
+ * change nothing before the job runs), except `vm_snapshot`, whose route records the snapshot:
+ * a cancelled one is marked failed.
  */
 import type { JobType } from "../db/jobs.ts";
 import {
@@ -27,6 +28,15 @@ import {
   undoSnapshot,
 } from "./snapshot_steps.ts";
 import type { Plan } from "./plan.ts";
+import {
+  diskRecordSizeStep,
+  diskResizeCheckStep,
+  diskResizeOnNodeStep,
+  diskResizePoolStep,
+  recordSizingStep,
+  resizeCheckStep,
+  resizeOnNodeStep,
+} from "./resize_steps.ts";
 import {
   bootStep,
   confirmRunningStep,
@@ -91,6 +101,14 @@ export const PLANS: Readonly<Record<JobType, Plan>> = {
     ],
     onFailure: undoRestore,
     result: (ctx) => ({ snapshot_id: ctx.job.params.snapshot_id, host_id: ctx.data.host_id }),
+  },
+  vm_resize: {
+    steps: [resizeCheckStep, resizeOnNodeStep, recordSizingStep],
+    result: (ctx) => ({ ...(ctx.data.sizing as Record<string, unknown>) }),
+  },
+  disk_resize: {
+    steps: [diskResizeCheckStep, diskResizePoolStep, diskResizeOnNodeStep, diskRecordSizeStep],
+    result: (ctx) => ({ host_id: ctx.data.host_id, size_bytes: ctx.job.params.size_bytes }),
   },
   disk_create: {
     steps: [chooseNodeStep, ensurePoolStep, createDiskStep, markReadyStep],

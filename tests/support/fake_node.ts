@@ -369,6 +369,31 @@ export class FakeNode {
         this.pools.delete(req.poolId ?? "");
         return {};
       },
+      resizeVm: async (req) => {
+        await this.#enter("resizeVm", req);
+        const vm = this.#vm(req.vmId);
+        const cpus = vm.config.cpus ?? {};
+        const vcpus = req.desiredVcpus ?? undefined;
+        if (vcpus !== undefined && (vcpus < 1 || vcpus > (cpus.maxVcpus ?? cpus.bootVcpus ?? 1))) {
+          throw new FailedPreconditionError(`cannot resize to ${vcpus} vCPUs`);
+        }
+        vm.config.cpus = { ...cpus, bootVcpus: vcpus ?? cpus.bootVcpus };
+        const ram = req.desiredRam === undefined || req.desiredRam === null
+          ? undefined
+          : Number(req.desiredRam);
+        if (ram !== undefined) vm.config.memory = { ...vm.config.memory, size: ram };
+        return {};
+      },
+      resizeDisk: async (req) => {
+        await this.#enter("resizeDisk", req);
+        if (req.vmId) {
+          const vm = this.#vm(req.vmId);
+          if (!(vm.config.disks ?? []).some((d) => d.id === req.diskId)) {
+            throw new FailedPreconditionError(`vm ${req.vmId} has no disk ${req.diskId}`);
+          }
+        }
+        return {};
+      },
       watchEvents: (req, ctx) => this.#watch(req, ctx.signal),
     });
   }

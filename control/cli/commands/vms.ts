@@ -21,7 +21,7 @@ import {
   updateCommand,
 } from "../resource.ts";
 import { isId, Names, resolveId } from "../resolve.ts";
-import { formatAge, formatBytes, parseDuration } from "../units.ts";
+import { formatAge, formatBytes, parseDuration, parseSize } from "../units.ts";
 
 interface Vm {
   id: string;
@@ -391,6 +391,49 @@ async function vmAction(
   });
 }
 
+/** `vm resize`: hotplug when running (a job), new boot sizes when stopped (at once). */
+const resizeCommand: CommandSpec = {
+  name: "resize",
+  summary: "Change a VM's vCPUs and/or memory (hotplug when running)",
+  args: ["vm"],
+  options: {
+    vcpus: { type: "string", value: "N", help: "vCPUs, from 1 to the VM's max vCPUs" },
+    memory: {
+      type: "string",
+      value: "SIZE",
+      help: "memory, e.g. 2GiB (running: grows only, by 128 MiB steps, up to the hotplug room)",
+    },
+    ...ACTION_OPTIONS,
+  },
+  fieldFlags: { desired_vcpus: "--vcpus", desired_ram: "--memory" },
+  notes: `A running VM is resized by a job (use --wait to follow it); a stopped VM gets new
+boot sizes at once, applied at its next start. Example:
+  qarax vm resize web-1 --vcpus 4 --memory 4GiB --wait`,
+  async run(ctx, input) {
+    const body: Record<string, number> = {};
+    if (input.opts.vcpus !== undefined) {
+      body.desired_vcpus = parseInteger(input.opts.vcpus as string, "vcpus");
+    }
+    if (input.opts.memory !== undefined) {
+      body.desired_ram = parseSize(input.opts.memory as string, "memory");
+    }
+    if (!Object.keys(body).length) {
+      throw InvalidArgumentError.field("vcpus", "give --vcpus and/or --memory");
+    }
+    const id = await resolveId(await ctx.client(), "vm", input.args.vm!);
+    return await runAction(ctx, input, {
+      method: "POST",
+      path: `/v1/vms/${id}/resize`,
+      body,
+      done: (vm) =>
+        `vm ${input.args.vm} resized` +
+        (vm.boot_vcpus !== undefined
+          ? ` (${vm.boot_vcpus} vCPU, ${formatBytes(vm.memory_size as number)})`
+          : ""),
+    });
+  },
+};
+
 const diskGroup: GroupSpec = {
   name: "disk",
   aliases: ["disks"],
@@ -440,6 +483,27 @@ const diskGroup: GroupSpec = {
           path: `/v1/vms/${id}/disks`,
           body,
           done: (d) => `disk ${d.device_id ?? input.args.object} attached to vm ${input.args.vm}`,
+        });
+      },
+    },
+    {
+      name: "resize",
+      summary: "Grow a VM's disk (the guest sees it at once when the VM runs)",
+      args: ["vm", "device-id"],
+      options: {
+        size: { type: "string", value: "SIZE", help: "the new size, e.g. 20GiB (grow only)" },
+        ...ACTION_OPTIONS,
+      },
+      fieldFlags: { size_bytes: "--size" },
+      async run(ctx, input) {
+        if (input.opts.size === undefined) throw InvalidArgumentError.field("size", "is required");
+        const id = await resolveId(await ctx.client(), "vm", input.args.vm!);
+        const device = input.args["device-id"]!;
+        return await runAction(ctx, input, {
+          method: "POST",
+          path: `/v1/vms/${id}/disks/${encodeURIComponent(device)}/resize`,
+          body: { size_bytes: parseSize(input.opts.size as string, "size") },
+          done: `disk ${device} of vm ${input.args.vm} resized to ${input.opts.size}`,
         });
       },
     },
@@ -590,6 +654,7 @@ server's defaults. Example:
     }),
     updateCommand(def),
     ...ACTIONS.map(actionCommand),
+    resizeCommand,
     deleteCommand(def, {
       options: {
         force: {
