@@ -3,11 +3,10 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { InvalidArgumentError } from "../../shared/errors/errors.ts";
 import { bootSources } from "../db/boot_sources.ts";
 import { networks } from "../db/networks.ts";
-import type { Db } from "../db/query.ts";
+import { type Db, equalTo } from "../db/query.ts";
 import { type VmTemplateRow, vmTemplates } from "../db/vm_templates.ts";
 import { checkBootSource } from "../domain/vm_fields.ts";
 import {
-  body,
   checkVcpus,
   defined,
   errors,
@@ -15,7 +14,6 @@ import {
   IdParams,
   IfMatchHeaders,
   json,
-  ListOf,
   mergePatch,
   Name,
   PageQuery,
@@ -23,7 +21,7 @@ import {
   Timestamp,
   validationHook,
 } from "./common.ts";
-import { createResource, deleteResource, getResource, patchResource } from "./crud.ts";
+import { deleteRoute, getRoute, listRoute, patchResource, postRoute } from "./crud.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
 import {
   BootMode,
@@ -103,65 +101,44 @@ async function checkTemplate(tx: Db, t: Partial<VmTemplateRow>): Promise<void> {
 export function vmTemplatesRouter(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/vm-templates",
-      tags,
-      summary: "List VM templates",
-      request: { query: ListQuery },
-      responses: { 200: json(ListOf(VmTemplate, "VmTemplateList"), "A page"), ...errors(422) },
-    }),
-    async (c) => {
-      const { limit, cursor, name } = c.req.valid("query");
-      const where = name === undefined ? [] : [deps.sql`name = ${name}`];
-      return c.json(await vmTemplates.list(deps.sql, where, { limit, cursor }), 200);
-    },
-  );
+  listRoute(app, deps, {
+    path: "/vm-templates",
+    tags,
+    summary: "List VM templates",
+    item: VmTemplate,
+    listName: "VmTemplateList",
+    query: ListQuery,
+    list: (db, f, page) => vmTemplates.list(db, equalTo(db, f), page),
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/vm-templates",
-      tags,
-      summary: "Create a VM template",
-      request: { body: body(NewVmTemplate) },
-      responses: { 201: json(VmTemplate, "Created", true), ...errors(400, 409, 422) },
-    }),
-    async (c) => {
-      const input = c.req.valid("json");
-      const row = await createResource(c, deps, {
-        resourceType: RT,
-        collection: "/v1/vm-templates",
-        insert: async (tx) => {
-          const fields = {
-            ...input,
-            tags: input.tags ?? [],
-            config: input.config ?? {},
-            nics: input.nics ?? [],
-          };
-          await checkTemplate(tx, fields);
-          return vmTemplates.insert(tx, fields);
-        },
-      });
-      return c.json(row, 201);
+  postRoute(app, deps, {
+    path: "/vm-templates",
+    tags,
+    summary: "Create a VM template",
+    body: NewVmTemplate,
+    schema: VmTemplate,
+    resourceType: RT,
+    insert: async (tx, input) => {
+      const fields = {
+        ...input,
+        tags: input.tags ?? [],
+        config: input.config ?? {},
+        nics: input.nics ?? [],
+      };
+      await checkTemplate(tx, fields);
+      return vmTemplates.insert(tx, fields);
     },
-  );
+  });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/vm-templates/{id}",
-      tags,
-      summary: "Get a VM template",
-      request: { params: IdParams },
-      responses: { 200: json(VmTemplate, "The template", true), ...errors(404) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      return c.json(await getResource(c, RT, id, () => vmTemplates.get(deps.sql, id)), 200);
-    },
-  );
+  getRoute(app, deps, {
+    path: "/vm-templates/{id}",
+    tags,
+    summary: "Get a VM template",
+    schema: VmTemplate,
+    found: "The template",
+    resourceType: RT,
+    get: vmTemplates.get,
+  });
 
   app.openapi(
     createRoute({
@@ -206,24 +183,13 @@ export function vmTemplatesRouter(deps: AppDeps) {
     },
   );
 
-  app.openapi(
-    createRoute({
-      method: "delete",
-      path: "/vm-templates/{id}",
-      tags,
-      summary: "Delete a VM template (VMs made from it are kept)",
-      request: { params: IdParams, headers: IfMatchHeaders },
-      responses: { 204: { description: "Deleted" }, ...errors(404, 412) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      return await deleteResource(c, deps, {
-        resourceType: RT,
-        id,
-        get: vmTemplates.get,
-        remove: vmTemplates.remove,
-      });
-    },
-  );
+  deleteRoute(app, deps, {
+    path: "/vm-templates/{id}",
+    tags,
+    summary: "Delete a VM template (VMs made from it are kept)",
+    resourceType: RT,
+    get: vmTemplates.get,
+    remove: vmTemplates.remove,
+  });
   return app;
 }
