@@ -1,24 +1,11 @@
 /** `/v1/boot-sources`: a kernel (+ initrd + params) or a firmware to boot VMs with. */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { OpenAPIHono, z } from "@hono/zod-openapi";
 import { FailedPreconditionError, InvalidArgumentError } from "../../shared/errors/errors.ts";
 import { bootSources, bootSourceUsers } from "../db/boot_sources.ts";
 import { type Db, equalTo } from "../db/query.ts";
 import { storageObjects } from "../db/storage_objects.ts";
-import {
-  defined,
-  Description,
-  errors,
-  Id,
-  IdParams,
-  IfMatchHeaders,
-  json,
-  Name,
-  PageQuery,
-  patchBody,
-  Timestamp,
-  validationHook,
-} from "./common.ts";
-import { deleteRoute, getRoute, listRoute, patchResource, postRoute } from "./crud.ts";
+import { Description, Id, Name, PageQuery, Timestamp, validationHook } from "./common.ts";
+import { deleteRoute, getRoute, listRoute, patchRoute, postRoute } from "./crud.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
 
 export const BootSource = z.object({
@@ -144,30 +131,19 @@ export function bootSourcesRouter(deps: AppDeps) {
     get: bootSources.get,
   });
 
-  app.openapi(
-    createRoute({
-      method: "patch",
-      path: "/boot-sources/{id}",
-      tags,
-      summary: "Update a boot source (JSON merge patch)",
-      request: { params: IdParams, headers: IfMatchHeaders, body: patchBody(BootSourcePatch) },
-      responses: { 200: json(BootSource, "Updated", true), ...errors(400, 404, 409, 412, 422) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      const patch = defined(c.req.valid("json"));
-      const row = await patchResource(c, deps, {
-        resourceType: RT,
-        id,
-        get: bootSources.get,
-        change: async (tx, cur) => {
-          await checkBootFields(tx, { ...cur, ...patch });
-          return { row: await bootSources.update(tx, id, patch), fields: Object.keys(patch) };
-        },
-      });
-      return c.json(row, 200);
+  patchRoute(app, deps, {
+    path: "/boot-sources/{id}",
+    tags,
+    summary: "Update a boot source (JSON merge patch)",
+    body: BootSourcePatch,
+    schema: BootSource,
+    resourceType: RT,
+    get: bootSources.get,
+    update: async (tx, id, patch, cur) => {
+      await checkBootFields(tx, { ...cur, ...patch });
+      return bootSources.update(tx, id, patch);
     },
-  );
+  });
 
   deleteRoute(app, deps, {
     path: "/boot-sources/{id}",

@@ -13,11 +13,13 @@ import { audit } from "./audit.ts";
 import {
   body,
   checkIfMatch,
+  defined,
   errors,
   IdParams,
   IfMatchHeaders,
   json,
   ListOf,
+  patchBody,
   withEtag,
 } from "./common.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
@@ -242,6 +244,51 @@ export function getRoute<T extends Versioned>(
     async (c) => {
       const { id } = c.req.valid("param");
       const row = await getResource(c, opts.resourceType, id, () => opts.get(deps.sql, id));
+      return c.json(row, 200) as never;
+    },
+  );
+}
+
+/**
+ * Registers `PATCH {path}` (ending in `/{id}`): a JSON merge patch applied with
+ * {@link patchResource}; the audit names the fields the patch sets.
+ */
+export function patchRoute<B extends z.ZodType, T extends Versioned>(
+  app: OpenAPIHono<AppEnv>,
+  deps: AppDeps,
+  opts: RouteDoc & {
+    body: B;
+    schema: z.ZodType;
+    resourceType: string;
+    get: (tx: Db, id: string, lock: boolean) => Promise<T | undefined>;
+    /** Validates the patch (its defined fields) against `current` and stores it. */
+    update: (tx: Db, id: string, patch: Partial<z.infer<B>>, current: T) => Promise<T | undefined>;
+  },
+): void {
+  app.openapi(
+    createRoute({
+      method: "patch",
+      path: opts.path,
+      tags: opts.tags,
+      summary: opts.summary,
+      description: opts.description,
+      request: { params: IdParams, headers: IfMatchHeaders, body: patchBody(opts.body) },
+      responses: { 200: json(opts.schema, "Updated", true), ...errors(400, 404, 409, 412, 422) },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param" as never) as { id: string };
+      const patch = defined(c.req.valid("json" as never) as Record<string, unknown>) as Partial<
+        z.infer<B>
+      >;
+      const row = await patchResource<T>(c, deps, {
+        resourceType: opts.resourceType,
+        id,
+        get: opts.get,
+        change: async (tx, current) => ({
+          row: await opts.update(tx, id, patch, current),
+          fields: Object.keys(patch),
+        }),
+      });
       return c.json(row, 200) as never;
     },
   );

@@ -1,27 +1,21 @@
 /** `/v1/instance-types`: sizing presets a VM can be created from. */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { OpenAPIHono, z } from "@hono/zod-openapi";
 import { instanceTypes } from "../db/instance_types.ts";
 import { equalTo } from "../db/query.ts";
 import {
   Architecture,
   checkVcpus,
-  defined,
   Description,
-  errors,
   HotplugSize,
   Id,
-  IdParams,
-  IfMatchHeaders,
-  json,
   MemorySize,
   Name,
   PageQuery,
-  patchBody,
   Timestamp,
   validationHook,
   Vcpus,
 } from "./common.ts";
-import { deleteRoute, getRoute, listRoute, patchResource, postRoute } from "./crud.ts";
+import { deleteRoute, getRoute, listRoute, patchRoute, postRoute } from "./crud.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
 
 export const InstanceType = z.object({
@@ -103,33 +97,22 @@ export function instanceTypesRouter(deps: AppDeps) {
     get: instanceTypes.get,
   });
 
-  app.openapi(
-    createRoute({
-      method: "patch",
-      path: "/instance-types/{id}",
-      tags,
-      summary: "Update an instance type (JSON merge patch); VMs made from it keep their sizes",
-      request: { params: IdParams, headers: IfMatchHeaders, body: patchBody(InstanceTypePatch) },
-      responses: { 200: json(InstanceType, "Updated", true), ...errors(400, 404, 412, 409, 422) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      const patch = defined(c.req.valid("json"));
-      const row = await patchResource(c, deps, {
-        resourceType: RT,
-        id,
-        get: instanceTypes.get,
-        change: async (tx, cur) => {
-          checkVcpus(
-            patch.boot_vcpus ?? cur.boot_vcpus,
-            patch.max_vcpus === undefined ? cur.max_vcpus : patch.max_vcpus,
-          );
-          return { row: await instanceTypes.update(tx, id, patch), fields: Object.keys(patch) };
-        },
-      });
-      return c.json(row, 200);
+  patchRoute(app, deps, {
+    path: "/instance-types/{id}",
+    tags,
+    summary: "Update an instance type (JSON merge patch); VMs made from it keep their sizes",
+    body: InstanceTypePatch,
+    schema: InstanceType,
+    resourceType: RT,
+    get: instanceTypes.get,
+    update: (tx, id, patch, cur) => {
+      checkVcpus(
+        patch.boot_vcpus ?? cur.boot_vcpus,
+        patch.max_vcpus === undefined ? cur.max_vcpus : patch.max_vcpus,
+      );
+      return instanceTypes.update(tx, id, patch);
     },
-  );
+  });
 
   deleteRoute(app, deps, {
     path: "/instance-types/{id}",

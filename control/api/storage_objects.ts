@@ -4,7 +4,7 @@
  * domain/object_host.ts); disks are created through `/v1/storage-pools/{id}/disks`.
  * Deleting removes the record (the file stays; removing files is node work).
  */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { OpenAPIHono, z } from "@hono/zod-openapi";
 import { FailedPreconditionError, InvalidArgumentError } from "../../shared/errors/errors.ts";
 import { activeJobFor } from "../db/jobs.ts";
 import { type Db, equalTo } from "../db/query.ts";
@@ -19,21 +19,8 @@ import { poolHosts } from "../db/host_storage_pools.ts";
 import { ambiguousHost, objectHost } from "../domain/object_host.ts";
 import { storagePools } from "../db/storage_pools.ts";
 import { objectPathInPool } from "../domain/storage_paths.ts";
-import {
-  Bytes,
-  defined,
-  errors,
-  Id,
-  IdParams,
-  IfMatchHeaders,
-  json,
-  Name,
-  PageQuery,
-  patchBody,
-  Timestamp,
-  validationHook,
-} from "./common.ts";
-import { deleteRoute, getRoute, listRoute, patchResource, postRoute } from "./crud.ts";
+import { Bytes, Id, Name, PageQuery, Timestamp, validationHook } from "./common.ts";
+import { deleteRoute, getRoute, listRoute, patchRoute, postRoute } from "./crud.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
 
 const ObjectType = z.enum(STORAGE_OBJECT_TYPES);
@@ -161,30 +148,16 @@ export function storageObjectsRouter(deps: AppDeps) {
     get: storageObjects.get,
   });
 
-  app.openapi(
-    createRoute({
-      method: "patch",
-      path: "/storage-objects/{id}",
-      tags,
-      summary: "Rename a storage object or correct its size (JSON merge patch)",
-      request: { params: IdParams, headers: IfMatchHeaders, body: patchBody(StorageObjectPatch) },
-      responses: { 200: json(StorageObject, "Updated", true), ...errors(400, 404, 409, 412, 422) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      const patch = defined(c.req.valid("json"));
-      const row = await patchResource(c, deps, {
-        resourceType: RT,
-        id,
-        get: storageObjects.get,
-        change: async (tx) => ({
-          row: await storageObjects.update(tx, id, patch),
-          fields: Object.keys(patch),
-        }),
-      });
-      return c.json(row, 200);
-    },
-  );
+  patchRoute(app, deps, {
+    path: "/storage-objects/{id}",
+    tags,
+    summary: "Rename a storage object or correct its size (JSON merge patch)",
+    body: StorageObjectPatch,
+    schema: StorageObject,
+    resourceType: RT,
+    get: storageObjects.get,
+    update: (tx, id, patch) => storageObjects.update(tx, id, patch),
+  });
 
   deleteRoute(app, deps, {
     path: "/storage-objects/{id}",

@@ -31,24 +31,21 @@ import { audit } from "./audit.ts";
 import {
   body,
   Bytes,
-  defined,
   Description,
   errors,
   ForceQuery,
   Id,
   IdParams,
-  IfMatchHeaders,
   json,
   ListOf,
   mergePatch,
   Name,
   PageQuery,
-  patchBody,
   Timestamp,
   validationHook,
   withEtag,
 } from "./common.ts";
-import { deleteRoute, getRoute, listRoute, patchResource, postRoute } from "./crud.ts";
+import { deleteRoute, getRoute, listRoute, patchRoute, postRoute } from "./crud.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
 import { acceptJob, IdempotencyHeaders, Job } from "./jobs.ts";
 
@@ -200,31 +197,20 @@ export function storagePoolsRouter(deps: AppDeps) {
     get: storagePools.get,
   });
 
-  app.openapi(
-    createRoute({
-      method: "patch",
-      path: "/storage-pools/{id}",
-      tags,
-      summary: "Update a storage pool (JSON merge patch)",
-      request: { params: IdParams, headers: IfMatchHeaders, body: patchBody(StoragePoolPatch) },
-      responses: { 200: json(StoragePool, "Updated", true), ...errors(400, 404, 409, 412, 422) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      const patch = defined(c.req.valid("json"));
-      const row = await patchResource(c, deps, {
-        resourceType: RT,
-        id,
-        get: storagePools.get,
-        change: async (tx, cur) => {
-          const fields: Record<string, unknown> = { ...patch };
-          if (patch.config) fields.config = mergePatch(cur.config, patch.config) ?? {};
-          return { row: await storagePools.update(tx, id, fields), fields: Object.keys(patch) };
-        },
-      });
-      return c.json(row, 200);
+  patchRoute(app, deps, {
+    path: "/storage-pools/{id}",
+    tags,
+    summary: "Update a storage pool (JSON merge patch)",
+    body: StoragePoolPatch,
+    schema: StoragePool,
+    resourceType: RT,
+    get: storagePools.get,
+    update: (tx, id, patch, cur) => {
+      const fields: Record<string, unknown> = { ...patch };
+      if (patch.config) fields.config = mergePatch(cur.config, patch.config) ?? {};
+      return storagePools.update(tx, id, fields);
     },
-  );
+  });
 
   deleteRoute(app, deps, {
     path: "/storage-pools/{id}",

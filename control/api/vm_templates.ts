@@ -1,5 +1,5 @@
 /** `/v1/vm-templates`: reusable VM fields (boot, sizing, cloud-init, placement, NICs). */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { OpenAPIHono, z } from "@hono/zod-openapi";
 import { InvalidArgumentError } from "../../shared/errors/errors.ts";
 import { bootSources } from "../db/boot_sources.ts";
 import { networks } from "../db/networks.ts";
@@ -8,20 +8,14 @@ import { type VmTemplateRow, vmTemplates } from "../db/vm_templates.ts";
 import { checkBootSource } from "../domain/vm_fields.ts";
 import {
   checkVcpus,
-  defined,
-  errors,
   Id,
-  IdParams,
-  IfMatchHeaders,
-  json,
   mergePatch,
   Name,
   PageQuery,
-  patchBody,
   Timestamp,
   validationHook,
 } from "./common.ts";
-import { deleteRoute, getRoute, listRoute, patchResource, postRoute } from "./crud.ts";
+import { deleteRoute, getRoute, listRoute, patchRoute, postRoute } from "./crud.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
 import {
   BootMode,
@@ -140,48 +134,34 @@ export function vmTemplatesRouter(deps: AppDeps) {
     get: vmTemplates.get,
   });
 
-  app.openapi(
-    createRoute({
-      method: "patch",
-      path: "/vm-templates/{id}",
-      tags,
-      summary: "Update a VM template (JSON merge patch); existing VMs keep their fields",
-      request: { params: IdParams, headers: IfMatchHeaders, body: patchBody(VmTemplatePatch) },
-      responses: { 200: json(VmTemplate, "Updated", true), ...errors(400, 404, 409, 412, 422) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      const patch = defined(c.req.valid("json"));
-      const row = await patchResource(c, deps, {
-        resourceType: RT,
-        id,
-        get: vmTemplates.get,
-        change: async (tx, cur) => {
-          const fields: Record<string, unknown> = { ...patch };
-          if (patch.placement !== undefined) {
-            const merged = mergePatch(cur.placement ?? {}, patch.placement);
-            const parsed = PlacementInput.nullable().safeParse(merged);
-            if (!parsed.success) {
-              const issue = parsed.error.issues[0];
-              throw InvalidArgumentError.field(
-                ["placement", ...issue.path].join("."),
-                issue.message,
-              );
-            }
-            fields.placement = parsed.data;
-          }
-          if (patch.config !== undefined) {
-            fields.config = mergePatch(cur.config, patch.config) ?? {};
-          }
-          if (patch.tags === null) fields.tags = [];
-          if (patch.nics === null) fields.nics = [];
-          await checkTemplate(tx, { ...cur, ...fields });
-          return { row: await vmTemplates.update(tx, id, fields), fields: Object.keys(patch) };
-        },
-      });
-      return c.json(row, 200);
+  patchRoute(app, deps, {
+    path: "/vm-templates/{id}",
+    tags,
+    summary: "Update a VM template (JSON merge patch); existing VMs keep their fields",
+    body: VmTemplatePatch,
+    schema: VmTemplate,
+    resourceType: RT,
+    get: vmTemplates.get,
+    update: async (tx, id, patch, cur) => {
+      const fields: Record<string, unknown> = { ...patch };
+      if (patch.placement !== undefined) {
+        const merged = mergePatch(cur.placement ?? {}, patch.placement);
+        const parsed = PlacementInput.nullable().safeParse(merged);
+        if (!parsed.success) {
+          const issue = parsed.error.issues[0];
+          throw InvalidArgumentError.field(["placement", ...issue.path].join("."), issue.message);
+        }
+        fields.placement = parsed.data;
+      }
+      if (patch.config !== undefined) {
+        fields.config = mergePatch(cur.config, patch.config) ?? {};
+      }
+      if (patch.tags === null) fields.tags = [];
+      if (patch.nics === null) fields.nics = [];
+      await checkTemplate(tx, { ...cur, ...fields });
+      return vmTemplates.update(tx, id, fields);
     },
-  );
+  });
 
   deleteRoute(app, deps, {
     path: "/vm-templates/{id}",
