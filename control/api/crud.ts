@@ -144,6 +144,11 @@ interface RouteDoc {
   description?: string;
 }
 
+/** The documentation fields of a route, picked from a builder's options. */
+function docOf({ path, tags, summary, description }: RouteDoc): RouteDoc {
+  return { path, tags, summary, description };
+}
+
 /** Registers `GET {path}`: a page of `item`s (`{Name}List`), filtered by `query`. */
 export function listRoute<Q extends z.ZodObject, T extends object>(
   app: OpenAPIHono<AppEnv>,
@@ -163,9 +168,7 @@ export function listRoute<Q extends z.ZodObject, T extends object>(
   app.openapi(
     createRoute({
       method: "get",
-      path: opts.path,
-      tags: opts.tags,
-      summary: opts.summary,
+      ...docOf(opts),
       request: { query: opts.query },
       responses: {
         200: json(ListOf(opts.item, opts.listName), opts.page ?? "A page"),
@@ -197,10 +200,7 @@ export function postRoute<B extends z.ZodType, T extends Versioned>(
   app.openapi(
     createRoute({
       method: "post",
-      path: opts.path,
-      tags: opts.tags,
-      summary: opts.summary,
-      description: opts.description,
+      ...docOf(opts),
       request: { body: body(opts.body) },
       responses: {
         201: json(opts.schema, opts.created ?? "Created", true),
@@ -235,9 +235,7 @@ export function getRoute<T extends Versioned>(
   app.openapi(
     createRoute({
       method: "get",
-      path: opts.path,
-      tags: opts.tags,
-      summary: opts.summary,
+      ...docOf(opts),
       request: { params: IdParams },
       responses: { 200: json(opts.schema, opts.found, true), ...errors(404) },
     }),
@@ -268,10 +266,7 @@ export function patchRoute<B extends z.ZodType, T extends Versioned>(
   app.openapi(
     createRoute({
       method: "patch",
-      path: opts.path,
-      tags: opts.tags,
-      summary: opts.summary,
-      description: opts.description,
+      ...docOf(opts),
       request: { params: IdParams, headers: IfMatchHeaders, body: patchBody(opts.body) },
       responses: { 200: json(opts.schema, "Updated", true), ...errors(400, 404, 409, 412, 422) },
     }),
@@ -314,10 +309,7 @@ export function deleteRoute<T extends Versioned>(
   app.openapi(
     createRoute({
       method: "delete",
-      path: opts.path,
-      tags: opts.tags,
-      summary: opts.summary,
-      description: opts.description,
+      ...docOf(opts),
       request: { params: IdParams, headers: IfMatchHeaders },
       responses: {
         204: { description: opts.deleted ?? "Deleted" },
