@@ -1,26 +1,11 @@
 /** `/v1/boot-sources`: a kernel (+ initrd + params) or a firmware to boot VMs with. */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { OpenAPIHono, z } from "@hono/zod-openapi";
 import { FailedPreconditionError, InvalidArgumentError } from "../../shared/errors/errors.ts";
 import { bootSources, bootSourceUsers } from "../db/boot_sources.ts";
-import type { Db } from "../db/query.ts";
+import { type Db, equalTo } from "../db/query.ts";
 import { storageObjects } from "../db/storage_objects.ts";
-import {
-  body,
-  defined,
-  Description,
-  errors,
-  Id,
-  IdParams,
-  IfMatchHeaders,
-  json,
-  ListOf,
-  Name,
-  PageQuery,
-  patchBody,
-  Timestamp,
-  validationHook,
-} from "./common.ts";
-import { createResource, deleteResource, getResource, patchResource } from "./crud.ts";
+import { Description, Id, Name, PageQuery, Timestamp, validationHook } from "./common.ts";
+import { deleteRoute, getRoute, listRoute, patchRoute, postRoute } from "./crud.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
 
 export const BootSource = z.object({
@@ -113,115 +98,67 @@ async function checkBootFields(tx: Db, f: BootFields): Promise<void> {
 export function bootSourcesRouter(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/boot-sources",
-      tags,
-      summary: "List boot sources",
-      request: { query: ListQuery },
-      responses: { 200: json(ListOf(BootSource, "BootSourceList"), "A page"), ...errors(422) },
-    }),
-    async (c) => {
-      const { limit, cursor, name, boot_mode } = c.req.valid("query");
-      const db = deps.sql;
-      const where = [];
-      if (name !== undefined) where.push(db`name = ${name}`);
-      if (boot_mode !== undefined) where.push(db`boot_mode = ${boot_mode}`);
-      return c.json(await bootSources.list(db, where, { limit, cursor }), 200);
-    },
-  );
+  listRoute(app, deps, {
+    path: "/boot-sources",
+    tags,
+    summary: "List boot sources",
+    item: BootSource,
+    listName: "BootSourceList",
+    query: ListQuery,
+    list: (db, f, page) => bootSources.list(db, equalTo(db, f), page),
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/boot-sources",
-      tags,
-      summary: "Create a boot source",
-      request: { body: body(NewBootSource) },
-      responses: { 201: json(BootSource, "Created", true), ...errors(400, 409, 422) },
-    }),
-    async (c) => {
-      const input = c.req.valid("json");
-      const row = await createResource(c, deps, {
-        resourceType: RT,
-        collection: "/v1/boot-sources",
-        insert: async (tx) => {
-          await checkBootFields(tx, input);
-          return bootSources.insert(tx, input);
-        },
-      });
-      return c.json(row, 201);
+  postRoute(app, deps, {
+    path: "/boot-sources",
+    tags,
+    summary: "Create a boot source",
+    body: NewBootSource,
+    schema: BootSource,
+    resourceType: RT,
+    insert: async (tx, input) => {
+      await checkBootFields(tx, input);
+      return bootSources.insert(tx, input);
     },
-  );
+  });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/boot-sources/{id}",
-      tags,
-      summary: "Get a boot source",
-      request: { params: IdParams },
-      responses: { 200: json(BootSource, "The boot source", true), ...errors(404) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      return c.json(await getResource(c, RT, id, () => bootSources.get(deps.sql, id)), 200);
-    },
-  );
+  getRoute(app, deps, {
+    path: "/boot-sources/{id}",
+    tags,
+    summary: "Get a boot source",
+    schema: BootSource,
+    found: "The boot source",
+    resourceType: RT,
+    get: bootSources.get,
+  });
 
-  app.openapi(
-    createRoute({
-      method: "patch",
-      path: "/boot-sources/{id}",
-      tags,
-      summary: "Update a boot source (JSON merge patch)",
-      request: { params: IdParams, headers: IfMatchHeaders, body: patchBody(BootSourcePatch) },
-      responses: { 200: json(BootSource, "Updated", true), ...errors(400, 404, 409, 412, 422) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      const patch = defined(c.req.valid("json"));
-      const row = await patchResource(c, deps, {
-        resourceType: RT,
-        id,
-        get: bootSources.get,
-        change: async (tx, cur) => {
-          await checkBootFields(tx, { ...cur, ...patch });
-          return { row: await bootSources.update(tx, id, patch), fields: Object.keys(patch) };
-        },
-      });
-      return c.json(row, 200);
+  patchRoute(app, deps, {
+    path: "/boot-sources/{id}",
+    tags,
+    summary: "Update a boot source (JSON merge patch)",
+    body: BootSourcePatch,
+    schema: BootSource,
+    resourceType: RT,
+    get: bootSources.get,
+    update: async (tx, id, patch, cur) => {
+      await checkBootFields(tx, { ...cur, ...patch });
+      return bootSources.update(tx, id, patch);
     },
-  );
+  });
 
-  app.openapi(
-    createRoute({
-      method: "delete",
-      path: "/boot-sources/{id}",
-      tags,
-      summary: "Delete a boot source",
-      description: "Refused (409) while VMs or templates use it.",
-      request: { params: IdParams, headers: IfMatchHeaders },
-      responses: { 204: { description: "Deleted" }, ...errors(404, 409, 412) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      return await deleteResource(c, deps, {
-        resourceType: RT,
-        id,
-        get: bootSources.get,
-        guard: async (tx, b) => {
-          const users = await bootSourceUsers(tx, id);
-          if (users.length) {
-            throw new FailedPreconditionError(
-              `boot source ${b.name} is in use by ${users.join(", ")}`,
-            );
-          }
-        },
-        remove: bootSources.remove,
-      });
+  deleteRoute(app, deps, {
+    path: "/boot-sources/{id}",
+    tags,
+    summary: "Delete a boot source",
+    description: "Refused (409) while VMs or templates use it.",
+    resourceType: RT,
+    get: bootSources.get,
+    guard: async (tx, b, id) => {
+      const users = await bootSourceUsers(tx, id);
+      if (users.length) {
+        throw new FailedPreconditionError(`boot source ${b.name} is in use by ${users.join(", ")}`);
+      }
     },
-  );
+    remove: bootSources.remove,
+  });
   return app;
 }

@@ -40,7 +40,6 @@ import {
   IfMatchHeaders,
   json,
   Labels,
-  ListOf,
   mergePatch,
   Name,
   PageQuery,
@@ -49,6 +48,7 @@ import {
   validationHook,
   withEtag,
 } from "./common.ts";
+import { deleteRoute, getRoute, listRoute, postRoute } from "./crud.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
 import { acceptJob, IdempotencyHeaders, Job } from "./jobs.ts";
 
@@ -214,64 +214,39 @@ export function hostsRouter(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   const notFound = (id: string) => NotFoundError.of("host", id);
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/hosts",
-      tags,
-      summary: "List hosts",
-      request: { query: ListQuery },
-      responses: { 200: json(ListOf(Host, "HostList"), "A page of hosts"), ...errors(422) },
-    }),
-    async (c) => {
-      const { limit, cursor, ...filters } = c.req.valid("query");
-      return c.json(await listHosts(deps.sql, filters, { limit, cursor }), 200);
-    },
-  );
+  listRoute(app, deps, {
+    path: "/hosts",
+    tags,
+    summary: "List hosts",
+    item: Host,
+    listName: "HostList",
+    page: "A page of hosts",
+    query: ListQuery,
+    list: listHosts,
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/hosts",
-      tags,
-      summary: "Register a host",
-      description: "The host starts as `unknown`; `POST /v1/hosts/{id}/init` connects to its node.",
-      request: { body: body(NewHost) },
-      responses: { 201: json(Host, "The registered host", true), ...errors(400, 409, 422) },
-    }),
-    async (c) => {
-      const input = c.req.valid("json");
-      const row = await transaction(deps.sql, async (tx) => {
-        const host = await insertHost(tx, { ...input });
-        await audit(tx, c, {
-          action: "create",
-          resource_type: "host",
-          resource_id: host.id,
-          summary: { name: host.name, address: host.address, port: host.port },
-        });
-        return host;
-      });
-      c.header("Location", `/v1/hosts/${row.id}`);
-      return c.json(withEtag(c, row), 201);
-    },
-  );
+  postRoute(app, deps, {
+    path: "/hosts",
+    tags,
+    summary: "Register a host",
+    description: "The host starts as `unknown`; `POST /v1/hosts/{id}/init` connects to its node.",
+    body: NewHost,
+    schema: Host,
+    created: "The registered host",
+    resourceType: "host",
+    insert: (tx, input) => insertHost(tx, { ...input }),
+    auditSummary: (host) => ({ name: host.name, address: host.address, port: host.port }),
+  });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/hosts/{id}",
-      tags,
-      summary: "Get a host",
-      request: { params: IdParams },
-      responses: { 200: json(Host, "The host", true), ...errors(404) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      const row = await getHost(deps.sql, id);
-      if (!row) throw notFound(id);
-      return c.json(withEtag(c, row), 200);
-    },
-  );
+  getRoute(app, deps, {
+    path: "/hosts/{id}",
+    tags,
+    summary: "Get a host",
+    schema: Host,
+    found: "The host",
+    resourceType: "host",
+    get: getHost,
+  });
 
   app.openapi(
     createRoute({
@@ -338,51 +313,36 @@ export function hostsRouter(deps: AppDeps) {
     },
   );
 
-  app.openapi(
-    createRoute({
-      method: "delete",
-      path: "/hosts/{id}",
-      tags,
-      summary: "Remove a host",
-      description:
-        "Refused (409) while VMs are placed on it or it holds storage objects of local pools.",
-      request: { params: IdParams, headers: IfMatchHeaders },
-      responses: { 204: { description: "Removed" }, ...errors(404, 409, 412) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      await transaction(deps.sql, async (tx) => {
-        const current = await getHost(tx, id, true);
-        if (!current) throw notFound(id);
-        checkIfMatch(c, current.version, `host ${id}`);
-        const placed = await vmsOnHost(tx, id);
-        if (placed.count > 0) {
-          throw new ConflictError(
-            `host ${current.name} has ${placed.count} vm(s) placed on it (${
-              placed.names.join(", ")
-            }${placed.count > placed.names.length ? ", …" : ""}); move or delete them first`,
-          );
-        }
-        // A local-pool file lives only on this host: forgetting the host would orphan it.
-        const held = await objectsOnHost(tx, id);
-        if (held.count > 0) {
-          throw new ConflictError(
-            `host ${current.name} holds ${held.count} storage object(s) of local pools (${
-              held.names.join(", ")
-            }${held.count > held.names.length ? ", …" : ""}); delete or unregister them first`,
-          );
-        }
-        await deleteHost(tx, id);
-        await audit(tx, c, {
-          action: "delete",
-          resource_type: "host",
-          resource_id: id,
-          summary: { name: current.name },
-        });
-      });
-      return c.body(null, 204);
+  deleteRoute(app, deps, {
+    path: "/hosts/{id}",
+    tags,
+    summary: "Remove a host",
+    description:
+      "Refused (409) while VMs are placed on it or it holds storage objects of local pools.",
+    deleted: "Removed",
+    resourceType: "host",
+    get: getHost,
+    guard: async (tx, current, id) => {
+      const placed = await vmsOnHost(tx, id);
+      if (placed.count > 0) {
+        throw new ConflictError(
+          `host ${current.name} has ${placed.count} vm(s) placed on it (${placed.names.join(", ")}${
+            placed.count > placed.names.length ? ", …" : ""
+          }); move or delete them first`,
+        );
+      }
+      // A local-pool file lives only on this host: forgetting the host would orphan it.
+      const held = await objectsOnHost(tx, id);
+      if (held.count > 0) {
+        throw new ConflictError(
+          `host ${current.name} holds ${held.count} storage object(s) of local pools (${
+            held.names.join(", ")
+          }${held.count > held.names.length ? ", …" : ""}); delete or unregister them first`,
+        );
+      }
     },
-  );
+    remove: deleteHost,
+  });
 
   app.openapi(
     createRoute({

@@ -1,28 +1,21 @@
 /** `/v1/instance-types`: sizing presets a VM can be created from. */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { OpenAPIHono, z } from "@hono/zod-openapi";
 import { instanceTypes } from "../db/instance_types.ts";
+import { equalTo } from "../db/query.ts";
 import {
   Architecture,
-  body,
   checkVcpus,
-  defined,
   Description,
-  errors,
   HotplugSize,
   Id,
-  IdParams,
-  IfMatchHeaders,
-  json,
-  ListOf,
   MemorySize,
   Name,
   PageQuery,
-  patchBody,
   Timestamp,
   validationHook,
   Vcpus,
 } from "./common.ts";
-import { createResource, deleteResource, getResource, patchResource } from "./crud.ts";
+import { deleteRoute, getRoute, listRoute, patchRoute, postRoute } from "./crud.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
 
 export const InstanceType = z.object({
@@ -71,104 +64,63 @@ const RT = "instance_type";
 export function instanceTypesRouter(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/instance-types",
-      tags,
-      summary: "List instance types",
-      request: { query: ListQuery },
-      responses: { 200: json(ListOf(InstanceType, "InstanceTypeList"), "A page"), ...errors(422) },
-    }),
-    async (c) => {
-      const { limit, cursor, name } = c.req.valid("query");
-      const where = name === undefined ? [] : [deps.sql`name = ${name}`];
-      return c.json(await instanceTypes.list(deps.sql, where, { limit, cursor }), 200);
-    },
-  );
+  listRoute(app, deps, {
+    path: "/instance-types",
+    tags,
+    summary: "List instance types",
+    item: InstanceType,
+    listName: "InstanceTypeList",
+    query: ListQuery,
+    list: (db, f, page) => instanceTypes.list(db, equalTo(db, f), page),
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/instance-types",
-      tags,
-      summary: "Create an instance type",
-      request: { body: body(NewInstanceType) },
-      responses: { 201: json(InstanceType, "Created", true), ...errors(400, 409, 422) },
-    }),
-    async (c) => {
-      const input = c.req.valid("json");
+  postRoute(app, deps, {
+    path: "/instance-types",
+    tags,
+    summary: "Create an instance type",
+    body: NewInstanceType,
+    schema: InstanceType,
+    resourceType: RT,
+    insert: (tx, input) => {
       checkVcpus(input.boot_vcpus, input.max_vcpus);
-      const row = await createResource(c, deps, {
-        resourceType: RT,
-        collection: "/v1/instance-types",
-        insert: (tx) => instanceTypes.insert(tx, input),
-      });
-      return c.json(row, 201);
+      return instanceTypes.insert(tx, input);
     },
-  );
+  });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/instance-types/{id}",
-      tags,
-      summary: "Get an instance type",
-      request: { params: IdParams },
-      responses: { 200: json(InstanceType, "The instance type", true), ...errors(404) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      return c.json(await getResource(c, RT, id, () => instanceTypes.get(deps.sql, id)), 200);
-    },
-  );
+  getRoute(app, deps, {
+    path: "/instance-types/{id}",
+    tags,
+    summary: "Get an instance type",
+    schema: InstanceType,
+    found: "The instance type",
+    resourceType: RT,
+    get: instanceTypes.get,
+  });
 
-  app.openapi(
-    createRoute({
-      method: "patch",
-      path: "/instance-types/{id}",
-      tags,
-      summary: "Update an instance type (JSON merge patch); VMs made from it keep their sizes",
-      request: { params: IdParams, headers: IfMatchHeaders, body: patchBody(InstanceTypePatch) },
-      responses: { 200: json(InstanceType, "Updated", true), ...errors(400, 404, 412, 409, 422) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      const patch = defined(c.req.valid("json"));
-      const row = await patchResource(c, deps, {
-        resourceType: RT,
-        id,
-        get: instanceTypes.get,
-        change: async (tx, cur) => {
-          checkVcpus(
-            patch.boot_vcpus ?? cur.boot_vcpus,
-            patch.max_vcpus === undefined ? cur.max_vcpus : patch.max_vcpus,
-          );
-          return { row: await instanceTypes.update(tx, id, patch), fields: Object.keys(patch) };
-        },
-      });
-      return c.json(row, 200);
+  patchRoute(app, deps, {
+    path: "/instance-types/{id}",
+    tags,
+    summary: "Update an instance type (JSON merge patch); VMs made from it keep their sizes",
+    body: InstanceTypePatch,
+    schema: InstanceType,
+    resourceType: RT,
+    get: instanceTypes.get,
+    update: (tx, id, patch, cur) => {
+      checkVcpus(
+        patch.boot_vcpus ?? cur.boot_vcpus,
+        patch.max_vcpus === undefined ? cur.max_vcpus : patch.max_vcpus,
+      );
+      return instanceTypes.update(tx, id, patch);
     },
-  );
+  });
 
-  app.openapi(
-    createRoute({
-      method: "delete",
-      path: "/instance-types/{id}",
-      tags,
-      summary: "Delete an instance type (VMs made from it are kept)",
-      request: { params: IdParams, headers: IfMatchHeaders },
-      responses: { 204: { description: "Deleted" }, ...errors(404, 412) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      return await deleteResource(c, deps, {
-        resourceType: RT,
-        id,
-        get: instanceTypes.get,
-        remove: instanceTypes.remove,
-      });
-    },
-  );
+  deleteRoute(app, deps, {
+    path: "/instance-types/{id}",
+    tags,
+    summary: "Delete an instance type (VMs made from it are kept)",
+    resourceType: RT,
+    get: instanceTypes.get,
+    remove: instanceTypes.remove,
+  });
   return app;
 }

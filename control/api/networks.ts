@@ -26,7 +26,7 @@ import {
 } from "../db/host_networks.ts";
 import { allocationOf, listAllocations } from "../db/ip_allocations.ts";
 import { type NetworkRow, networks, networkUsage } from "../db/networks.ts";
-import { transaction } from "../db/query.ts";
+import { equalTo, transaction } from "../db/query.ts";
 import {
   applyNetwork,
   detachNetworkOnNode,
@@ -58,7 +58,7 @@ import {
   validationHook,
   withEtag,
 } from "./common.ts";
-import { createResource, deleteResource, getResource, patchResource } from "./crud.ts";
+import { deleteRoute, getRoute, listRoute, patchResource, postRoute } from "./crud.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
 
 const NetworkType = z.enum(NETWORK_TYPES).openapi({
@@ -198,63 +198,36 @@ export function networksRouter(deps: AppDeps) {
     return n;
   };
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/networks",
-      tags,
-      summary: "List networks",
-      request: { query: ListQuery },
-      responses: { 200: json(ListOf(Network, "NetworkList"), "A page"), ...errors(422) },
-    }),
-    async (c) => {
-      const { limit, cursor, ...f } = c.req.valid("query");
-      const db = deps.sql;
-      const where = [];
-      if (f.name !== undefined) where.push(db`name = ${f.name}`);
-      if (f.type !== undefined) where.push(db`type = ${f.type}`);
-      if (f.mode !== undefined) where.push(db`mode = ${f.mode}`);
-      if (f.status !== undefined) where.push(db`status = ${f.status}`);
-      return c.json(await networks.list(db, where, { limit, cursor }), 200);
-    },
-  );
+  listRoute(app, deps, {
+    path: "/networks",
+    tags,
+    summary: "List networks",
+    item: Network,
+    listName: "NetworkList",
+    query: ListQuery,
+    list: (db, f, page) => networks.list(db, equalTo(db, f), page),
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/networks",
-      tags,
-      summary: "Create a network",
-      request: { body: body(NewNetwork) },
-      responses: { 201: json(Network, "Created", true), ...errors(400, 409, 422) },
-    }),
-    async (c) => {
-      const input = c.req.valid("json");
-      const subnet = checkNetwork(input);
-      const row = await createResource(c, deps, {
-        resourceType: RT,
-        collection: "/v1/networks",
-        insert: (tx) => networks.insert(tx, { ...input, subnet }),
-        summary: (n) => ({ name: n.name, subnet: n.subnet, mode: n.mode }),
-      });
-      return c.json(row, 201);
-    },
-  );
+  postRoute(app, deps, {
+    path: "/networks",
+    tags,
+    summary: "Create a network",
+    body: NewNetwork,
+    schema: Network,
+    resourceType: RT,
+    insert: (tx, input) => networks.insert(tx, { ...input, subnet: checkNetwork(input) }),
+    auditSummary: (n) => ({ name: n.name, subnet: n.subnet, mode: n.mode }),
+  });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/networks/{id}",
-      tags,
-      summary: "Get a network",
-      request: { params: IdParams },
-      responses: { 200: json(Network, "The network", true), ...errors(404) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      return c.json(await getResource(c, RT, id, () => networks.get(deps.sql, id)), 200);
-    },
-  );
+  getRoute(app, deps, {
+    path: "/networks/{id}",
+    tags,
+    summary: "Get a network",
+    schema: Network,
+    found: "The network",
+    resourceType: RT,
+    get: networks.get,
+  });
 
   app.openapi(
     createRoute({
@@ -323,37 +296,26 @@ export function networksRouter(deps: AppDeps) {
     },
   );
 
-  app.openapi(
-    createRoute({
-      method: "delete",
-      path: "/networks/{id}",
-      tags,
-      summary: "Delete a network",
-      description: "Refused (409) while NICs use it or hosts have it attached.",
-      request: { params: IdParams, headers: IfMatchHeaders },
-      responses: { 204: { description: "Deleted" }, ...errors(404, 409, 412) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      return await deleteResource(c, deps, {
-        resourceType: RT,
-        id,
-        get: networks.get,
-        guard: async (tx, n) => {
-          const use = await networkUsage(tx, id);
-          if (use.nics > 0) {
-            throw new FailedPreconditionError(`network ${n.name} is used by ${use.nics} NIC(s)`);
-          }
-          if (use.hosts > 0) {
-            throw new FailedPreconditionError(
-              `network ${n.name} is attached to ${use.hosts} host(s); detach it first`,
-            );
-          }
-        },
-        remove: networks.remove,
-      });
+  deleteRoute(app, deps, {
+    path: "/networks/{id}",
+    tags,
+    summary: "Delete a network",
+    description: "Refused (409) while NICs use it or hosts have it attached.",
+    resourceType: RT,
+    get: networks.get,
+    guard: async (tx, n, id) => {
+      const use = await networkUsage(tx, id);
+      if (use.nics > 0) {
+        throw new FailedPreconditionError(`network ${n.name} is used by ${use.nics} NIC(s)`);
+      }
+      if (use.hosts > 0) {
+        throw new FailedPreconditionError(
+          `network ${n.name} is attached to ${use.hosts} host(s); detach it first`,
+        );
+      }
     },
-  );
+    remove: networks.remove,
+  });
 
   // ---- host attachments ----
 

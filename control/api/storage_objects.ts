@@ -4,10 +4,10 @@
  * domain/object_host.ts); disks are created through `/v1/storage-pools/{id}/disks`.
  * Deleting removes the record (the file stays; removing files is node work).
  */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { OpenAPIHono, z } from "@hono/zod-openapi";
 import { FailedPreconditionError, InvalidArgumentError } from "../../shared/errors/errors.ts";
 import { activeJobFor } from "../db/jobs.ts";
-import type { Db } from "../db/query.ts";
+import { type Db, equalTo } from "../db/query.ts";
 import {
   objectUsers,
   STORAGE_OBJECT_STATUSES,
@@ -19,23 +19,8 @@ import { poolHosts } from "../db/host_storage_pools.ts";
 import { ambiguousHost, objectHost } from "../domain/object_host.ts";
 import { storagePools } from "../db/storage_pools.ts";
 import { objectPathInPool } from "../domain/storage_paths.ts";
-import {
-  body,
-  Bytes,
-  defined,
-  errors,
-  Id,
-  IdParams,
-  IfMatchHeaders,
-  json,
-  ListOf,
-  Name,
-  PageQuery,
-  patchBody,
-  Timestamp,
-  validationHook,
-} from "./common.ts";
-import { createResource, deleteResource, getResource, patchResource } from "./crud.ts";
+import { Bytes, Id, Name, PageQuery, Timestamp, validationHook } from "./common.ts";
+import { deleteRoute, getRoute, listRoute, patchRoute, postRoute } from "./crud.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
 
 const ObjectType = z.enum(STORAGE_OBJECT_TYPES);
@@ -104,156 +89,101 @@ const RT = "storage_object";
 export function storageObjectsRouter(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/storage-objects",
-      tags,
-      summary: "List storage objects",
-      request: { query: ListQuery },
-      responses: {
-        200: json(ListOf(StorageObject, "StorageObjectList"), "A page"),
-        ...errors(422),
-      },
-    }),
-    async (c) => {
-      const { limit, cursor, ...f } = c.req.valid("query");
-      const db = deps.sql;
-      const where = [];
-      if (f.name !== undefined) where.push(db`name = ${f.name}`);
-      if (f.storage_pool_id !== undefined) where.push(db`storage_pool_id = ${f.storage_pool_id}`);
-      if (f.type !== undefined) where.push(db`type = ${f.type}`);
-      if (f.status !== undefined) where.push(db`status = ${f.status}`);
-      if (f.parent_id !== undefined) where.push(db`parent_id = ${f.parent_id}`);
-      if (f.host_id !== undefined) where.push(db`host_id = ${f.host_id}`);
-      return c.json(await storageObjects.list(db, where, { limit, cursor }), 200);
-    },
-  );
+  listRoute(app, deps, {
+    path: "/storage-objects",
+    tags,
+    summary: "List storage objects",
+    item: StorageObject,
+    listName: "StorageObjectList",
+    query: ListQuery,
+    list: (db, f, page) => storageObjects.list(db, equalTo(db, f), page),
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/storage-objects",
-      tags,
-      summary: "Register an existing file of a pool",
-      request: { body: body(NewStorageObject) },
-      responses: { 201: json(StorageObject, "Registered", true), ...errors(400, 409, 422) },
-    }),
-    async (c) => {
-      const input = c.req.valid("json");
-      const row = await createResource(c, deps, {
-        resourceType: RT,
-        collection: "/v1/storage-objects",
-        insert: async (tx) => {
-          const pool = await storagePools.get(tx, input.storage_pool_id);
-          if (!pool) {
-            throw InvalidArgumentError.field(
-              "storage_pool_id",
-              `storage pool ${input.storage_pool_id} not found`,
-            );
-          }
-          const path = objectPathInPool(pool.path, input.path);
-          if (input.format !== undefined && !FORMATTED.has(input.type)) {
-            throw InvalidArgumentError.field("format", `a ${input.type} has no disk format`);
-          }
-          const format = FORMATTED.has(input.type) ? input.format ?? "raw" : null;
-          const parent = input.parent_id
-            ? await checkParent(tx, input.parent_id, pool.id, format)
-            : null;
-          const attached = await poolHosts(tx, pool.id);
-          const host = objectHost({ pool, attached, requested: input.host_id, parent });
-          if (host === undefined) throw ambiguousHost(pool, attached);
-          return storageObjects.insert(tx, {
-            ...input,
-            host_id: host,
-            sha256: input.sha256?.toLowerCase() ?? null,
-            path,
-            format,
-            status: "ready",
-          });
-        },
-        summary: (o) => ({ name: o.name, type: o.type, path: o.path }),
-      });
-      return c.json(row, 201);
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/storage-objects/{id}",
-      tags,
-      summary: "Get a storage object",
-      request: { params: IdParams },
-      responses: { 200: json(StorageObject, "The object", true), ...errors(404) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      return c.json(await getResource(c, RT, id, () => storageObjects.get(deps.sql, id)), 200);
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: "patch",
-      path: "/storage-objects/{id}",
-      tags,
-      summary: "Rename a storage object or correct its size (JSON merge patch)",
-      request: { params: IdParams, headers: IfMatchHeaders, body: patchBody(StorageObjectPatch) },
-      responses: { 200: json(StorageObject, "Updated", true), ...errors(400, 404, 409, 412, 422) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      const patch = defined(c.req.valid("json"));
-      const row = await patchResource(c, deps, {
-        resourceType: RT,
-        id,
-        get: storageObjects.get,
-        change: async (tx) => ({
-          row: await storageObjects.update(tx, id, patch),
-          fields: Object.keys(patch),
-        }),
-      });
-      return c.json(row, 200);
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: "delete",
-      path: "/storage-objects/{id}",
-      tags,
-      summary: "Unregister a storage object",
-      description:
-        "Refused (409) while a VM disk, a boot source or another object (as backing image) " +
-        "uses it, or while a job is creating it. The file itself is left in place.",
-      request: { params: IdParams, headers: IfMatchHeaders },
-      responses: { 204: { description: "Deleted" }, ...errors(404, 409, 412) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      return await deleteResource(c, deps, {
-        resourceType: RT,
-        id,
-        get: storageObjects.get,
-        guard: async (tx, obj) => {
-          const job = await activeJobFor(tx, "storage_object", id);
-          if (job) {
-            throw new FailedPreconditionError(
-              `storage object ${obj.name} has an active job ${job.id} (${job.type}, ${job.status})`,
-            );
-          }
-          const users = await objectUsers(tx, id);
-          if (users.length) {
-            throw new FailedPreconditionError(
-              `storage object ${obj.name} is in use by ${users.join(", ")}`,
-            );
-          }
-        },
-        remove: storageObjects.remove,
+  postRoute(app, deps, {
+    path: "/storage-objects",
+    tags,
+    summary: "Register an existing file of a pool",
+    body: NewStorageObject,
+    schema: StorageObject,
+    created: "Registered",
+    resourceType: RT,
+    insert: async (tx, input) => {
+      const pool = await storagePools.get(tx, input.storage_pool_id);
+      if (!pool) {
+        throw InvalidArgumentError.field(
+          "storage_pool_id",
+          `storage pool ${input.storage_pool_id} not found`,
+        );
+      }
+      const path = objectPathInPool(pool.path, input.path);
+      if (input.format !== undefined && !FORMATTED.has(input.type)) {
+        throw InvalidArgumentError.field("format", `a ${input.type} has no disk format`);
+      }
+      const format = FORMATTED.has(input.type) ? input.format ?? "raw" : null;
+      const parent = input.parent_id
+        ? await checkParent(tx, input.parent_id, pool.id, format)
+        : null;
+      const attached = await poolHosts(tx, pool.id);
+      const host = objectHost({ pool, attached, requested: input.host_id, parent });
+      if (host === undefined) throw ambiguousHost(pool, attached);
+      return storageObjects.insert(tx, {
+        ...input,
+        host_id: host,
+        sha256: input.sha256?.toLowerCase() ?? null,
+        path,
+        format,
+        status: "ready",
       });
     },
-  );
+    auditSummary: (o) => ({ name: o.name, type: o.type, path: o.path }),
+  });
+
+  getRoute(app, deps, {
+    path: "/storage-objects/{id}",
+    tags,
+    summary: "Get a storage object",
+    schema: StorageObject,
+    found: "The object",
+    resourceType: RT,
+    get: storageObjects.get,
+  });
+
+  patchRoute(app, deps, {
+    path: "/storage-objects/{id}",
+    tags,
+    summary: "Rename a storage object or correct its size (JSON merge patch)",
+    body: StorageObjectPatch,
+    schema: StorageObject,
+    resourceType: RT,
+    get: storageObjects.get,
+    update: (tx, id, patch) => storageObjects.update(tx, id, patch),
+  });
+
+  deleteRoute(app, deps, {
+    path: "/storage-objects/{id}",
+    tags,
+    summary: "Unregister a storage object",
+    description:
+      "Refused (409) while a VM disk, a boot source or another object (as backing image) " +
+      "uses it, or while a job is creating it. The file itself is left in place.",
+    resourceType: RT,
+    get: storageObjects.get,
+    guard: async (tx, obj, id) => {
+      const job = await activeJobFor(tx, "storage_object", id);
+      if (job) {
+        throw new FailedPreconditionError(
+          `storage object ${obj.name} has an active job ${job.id} (${job.type}, ${job.status})`,
+        );
+      }
+      const users = await objectUsers(tx, id);
+      if (users.length) {
+        throw new FailedPreconditionError(
+          `storage object ${obj.name} is in use by ${users.join(", ")}`,
+        );
+      }
+    },
+    remove: storageObjects.remove,
+  });
 
   return app;
 }

@@ -22,7 +22,7 @@ import {
   poolHosts,
 } from "../db/host_storage_pools.ts";
 import { objectHost } from "../domain/object_host.ts";
-import { transaction } from "../db/query.ts";
+import { equalTo, transaction } from "../db/query.ts";
 import { applyPool, detachPoolOnNode, talksToNode } from "../nodes/attachments.ts";
 import { objectsOnHost, storageObjects } from "../db/storage_objects.ts";
 import { poolUsage, type StoragePoolRow, storagePools } from "../db/storage_pools.ts";
@@ -31,24 +31,21 @@ import { audit } from "./audit.ts";
 import {
   body,
   Bytes,
-  defined,
   Description,
   errors,
   ForceQuery,
   Id,
   IdParams,
-  IfMatchHeaders,
   json,
   ListOf,
   mergePatch,
   Name,
   PageQuery,
-  patchBody,
   Timestamp,
   validationHook,
   withEtag,
 } from "./common.ts";
-import { createResource, deleteResource, getResource, patchResource } from "./crud.ts";
+import { deleteRoute, getRoute, listRoute, patchRoute, postRoute } from "./crud.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
 import { acceptJob, IdempotencyHeaders, Job } from "./jobs.ts";
 
@@ -167,122 +164,76 @@ export function storagePoolsRouter(deps: AppDeps) {
     return pool;
   };
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/storage-pools",
-      tags,
-      summary: "List storage pools",
-      request: { query: ListQuery },
-      responses: { 200: json(ListOf(StoragePool, "StoragePoolList"), "A page"), ...errors(422) },
-    }),
-    async (c) => {
-      const { limit, cursor, name, type, status } = c.req.valid("query");
-      const db = deps.sql;
-      const where = [];
-      if (name !== undefined) where.push(db`name = ${name}`);
-      if (type !== undefined) where.push(db`type = ${type}`);
-      if (status !== undefined) where.push(db`status = ${status}`);
-      return c.json(await storagePools.list(db, where, { limit, cursor }), 200);
-    },
-  );
+  listRoute(app, deps, {
+    path: "/storage-pools",
+    tags,
+    summary: "List storage pools",
+    item: StoragePool,
+    listName: "StoragePoolList",
+    query: ListQuery,
+    list: (db, f, page) => storagePools.list(db, equalTo(db, f), page),
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/storage-pools",
-      tags,
-      summary: "Create a storage pool",
-      description: "A local pool is a directory on each host it is attached to.",
-      request: { body: body(NewStoragePool) },
-      responses: { 201: json(StoragePool, "Created", true), ...errors(400, 409, 422) },
-    }),
-    async (c) => {
-      const input = c.req.valid("json");
-      const row = await createResource(c, deps, {
-        resourceType: RT,
-        collection: "/v1/storage-pools",
-        insert: (tx) => storagePools.insert(tx, { ...input, path: input.path.replace(/\/+$/, "") }),
-        summary: (p) => ({ name: p.name, type: p.type, path: p.path }),
-      });
-      return c.json(row, 201);
-    },
-  );
+  postRoute(app, deps, {
+    path: "/storage-pools",
+    tags,
+    summary: "Create a storage pool",
+    description: "A local pool is a directory on each host it is attached to.",
+    body: NewStoragePool,
+    schema: StoragePool,
+    resourceType: RT,
+    insert: (tx, input) =>
+      storagePools.insert(tx, { ...input, path: input.path.replace(/\/+$/, "") }),
+    auditSummary: (p) => ({ name: p.name, type: p.type, path: p.path }),
+  });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/storage-pools/{id}",
-      tags,
-      summary: "Get a storage pool",
-      request: { params: IdParams },
-      responses: { 200: json(StoragePool, "The pool", true), ...errors(404) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      return c.json(await getResource(c, RT, id, () => storagePools.get(deps.sql, id)), 200);
-    },
-  );
+  getRoute(app, deps, {
+    path: "/storage-pools/{id}",
+    tags,
+    summary: "Get a storage pool",
+    schema: StoragePool,
+    found: "The pool",
+    resourceType: RT,
+    get: storagePools.get,
+  });
 
-  app.openapi(
-    createRoute({
-      method: "patch",
-      path: "/storage-pools/{id}",
-      tags,
-      summary: "Update a storage pool (JSON merge patch)",
-      request: { params: IdParams, headers: IfMatchHeaders, body: patchBody(StoragePoolPatch) },
-      responses: { 200: json(StoragePool, "Updated", true), ...errors(400, 404, 409, 412, 422) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      const patch = defined(c.req.valid("json"));
-      const row = await patchResource(c, deps, {
-        resourceType: RT,
-        id,
-        get: storagePools.get,
-        change: async (tx, cur) => {
-          const fields: Record<string, unknown> = { ...patch };
-          if (patch.config) fields.config = mergePatch(cur.config, patch.config) ?? {};
-          return { row: await storagePools.update(tx, id, fields), fields: Object.keys(patch) };
-        },
-      });
-      return c.json(row, 200);
+  patchRoute(app, deps, {
+    path: "/storage-pools/{id}",
+    tags,
+    summary: "Update a storage pool (JSON merge patch)",
+    body: StoragePoolPatch,
+    schema: StoragePool,
+    resourceType: RT,
+    get: storagePools.get,
+    update: (tx, id, patch, cur) => {
+      const fields: Record<string, unknown> = { ...patch };
+      if (patch.config) fields.config = mergePatch(cur.config, patch.config) ?? {};
+      return storagePools.update(tx, id, fields);
     },
-  );
+  });
 
-  app.openapi(
-    createRoute({
-      method: "delete",
-      path: "/storage-pools/{id}",
-      tags,
-      summary: "Delete a storage pool",
-      description: "Refused (409) while it holds objects or is attached to hosts.",
-      request: { params: IdParams, headers: IfMatchHeaders },
-      responses: { 204: { description: "Deleted" }, ...errors(404, 409, 412) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      return await deleteResource(c, deps, {
-        resourceType: RT,
-        id,
-        get: storagePools.get,
-        guard: async (tx, pool) => {
-          const use = await poolUsage(tx, id);
-          if (use.objects > 0) {
-            throw new FailedPreconditionError(
-              `storage pool ${pool.name} holds ${use.objects} storage object(s); delete them first`,
-            );
-          }
-          if (use.hosts > 0) {
-            throw new FailedPreconditionError(
-              `storage pool ${pool.name} is attached to ${use.hosts} host(s); detach it first`,
-            );
-          }
-        },
-        remove: storagePools.remove,
-      });
+  deleteRoute(app, deps, {
+    path: "/storage-pools/{id}",
+    tags,
+    summary: "Delete a storage pool",
+    description: "Refused (409) while it holds objects or is attached to hosts.",
+    resourceType: RT,
+    get: storagePools.get,
+    guard: async (tx, pool, id) => {
+      const use = await poolUsage(tx, id);
+      if (use.objects > 0) {
+        throw new FailedPreconditionError(
+          `storage pool ${pool.name} holds ${use.objects} storage object(s); delete them first`,
+        );
+      }
+      if (use.hosts > 0) {
+        throw new FailedPreconditionError(
+          `storage pool ${pool.name} is attached to ${use.hosts} host(s); detach it first`,
+        );
+      }
     },
-  );
+    remove: storagePools.remove,
+  });
 
   // ---- host attachments ----
 

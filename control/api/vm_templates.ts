@@ -1,29 +1,21 @@
 /** `/v1/vm-templates`: reusable VM fields (boot, sizing, cloud-init, placement, NICs). */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { OpenAPIHono, z } from "@hono/zod-openapi";
 import { InvalidArgumentError } from "../../shared/errors/errors.ts";
 import { bootSources } from "../db/boot_sources.ts";
 import { networks } from "../db/networks.ts";
-import type { Db } from "../db/query.ts";
+import { type Db, equalTo } from "../db/query.ts";
 import { type VmTemplateRow, vmTemplates } from "../db/vm_templates.ts";
 import { checkBootSource } from "../domain/vm_fields.ts";
 import {
-  body,
   checkVcpus,
-  defined,
-  errors,
   Id,
-  IdParams,
-  IfMatchHeaders,
-  json,
-  ListOf,
   mergePatch,
   Name,
   PageQuery,
-  patchBody,
   Timestamp,
   validationHook,
 } from "./common.ts";
-import { createResource, deleteResource, getResource, patchResource } from "./crud.ts";
+import { deleteRoute, getRoute, listRoute, patchRoute, postRoute } from "./crud.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
 import {
   BootMode,
@@ -103,127 +95,81 @@ async function checkTemplate(tx: Db, t: Partial<VmTemplateRow>): Promise<void> {
 export function vmTemplatesRouter(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/vm-templates",
-      tags,
-      summary: "List VM templates",
-      request: { query: ListQuery },
-      responses: { 200: json(ListOf(VmTemplate, "VmTemplateList"), "A page"), ...errors(422) },
-    }),
-    async (c) => {
-      const { limit, cursor, name } = c.req.valid("query");
-      const where = name === undefined ? [] : [deps.sql`name = ${name}`];
-      return c.json(await vmTemplates.list(deps.sql, where, { limit, cursor }), 200);
-    },
-  );
+  listRoute(app, deps, {
+    path: "/vm-templates",
+    tags,
+    summary: "List VM templates",
+    item: VmTemplate,
+    listName: "VmTemplateList",
+    query: ListQuery,
+    list: (db, f, page) => vmTemplates.list(db, equalTo(db, f), page),
+  });
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/vm-templates",
-      tags,
-      summary: "Create a VM template",
-      request: { body: body(NewVmTemplate) },
-      responses: { 201: json(VmTemplate, "Created", true), ...errors(400, 409, 422) },
-    }),
-    async (c) => {
-      const input = c.req.valid("json");
-      const row = await createResource(c, deps, {
-        resourceType: RT,
-        collection: "/v1/vm-templates",
-        insert: async (tx) => {
-          const fields = {
-            ...input,
-            tags: input.tags ?? [],
-            config: input.config ?? {},
-            nics: input.nics ?? [],
-          };
-          await checkTemplate(tx, fields);
-          return vmTemplates.insert(tx, fields);
-        },
-      });
-      return c.json(row, 201);
+  postRoute(app, deps, {
+    path: "/vm-templates",
+    tags,
+    summary: "Create a VM template",
+    body: NewVmTemplate,
+    schema: VmTemplate,
+    resourceType: RT,
+    insert: async (tx, input) => {
+      const fields = {
+        ...input,
+        tags: input.tags ?? [],
+        config: input.config ?? {},
+        nics: input.nics ?? [],
+      };
+      await checkTemplate(tx, fields);
+      return vmTemplates.insert(tx, fields);
     },
-  );
+  });
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/vm-templates/{id}",
-      tags,
-      summary: "Get a VM template",
-      request: { params: IdParams },
-      responses: { 200: json(VmTemplate, "The template", true), ...errors(404) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      return c.json(await getResource(c, RT, id, () => vmTemplates.get(deps.sql, id)), 200);
-    },
-  );
+  getRoute(app, deps, {
+    path: "/vm-templates/{id}",
+    tags,
+    summary: "Get a VM template",
+    schema: VmTemplate,
+    found: "The template",
+    resourceType: RT,
+    get: vmTemplates.get,
+  });
 
-  app.openapi(
-    createRoute({
-      method: "patch",
-      path: "/vm-templates/{id}",
-      tags,
-      summary: "Update a VM template (JSON merge patch); existing VMs keep their fields",
-      request: { params: IdParams, headers: IfMatchHeaders, body: patchBody(VmTemplatePatch) },
-      responses: { 200: json(VmTemplate, "Updated", true), ...errors(400, 404, 409, 412, 422) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      const patch = defined(c.req.valid("json"));
-      const row = await patchResource(c, deps, {
-        resourceType: RT,
-        id,
-        get: vmTemplates.get,
-        change: async (tx, cur) => {
-          const fields: Record<string, unknown> = { ...patch };
-          if (patch.placement !== undefined) {
-            const merged = mergePatch(cur.placement ?? {}, patch.placement);
-            const parsed = PlacementInput.nullable().safeParse(merged);
-            if (!parsed.success) {
-              const issue = parsed.error.issues[0];
-              throw InvalidArgumentError.field(
-                ["placement", ...issue.path].join("."),
-                issue.message,
-              );
-            }
-            fields.placement = parsed.data;
-          }
-          if (patch.config !== undefined) {
-            fields.config = mergePatch(cur.config, patch.config) ?? {};
-          }
-          if (patch.tags === null) fields.tags = [];
-          if (patch.nics === null) fields.nics = [];
-          await checkTemplate(tx, { ...cur, ...fields });
-          return { row: await vmTemplates.update(tx, id, fields), fields: Object.keys(patch) };
-        },
-      });
-      return c.json(row, 200);
+  patchRoute(app, deps, {
+    path: "/vm-templates/{id}",
+    tags,
+    summary: "Update a VM template (JSON merge patch); existing VMs keep their fields",
+    body: VmTemplatePatch,
+    schema: VmTemplate,
+    resourceType: RT,
+    get: vmTemplates.get,
+    update: async (tx, id, patch, cur) => {
+      const fields: Record<string, unknown> = { ...patch };
+      if (patch.placement !== undefined) {
+        const merged = mergePatch(cur.placement ?? {}, patch.placement);
+        const parsed = PlacementInput.nullable().safeParse(merged);
+        if (!parsed.success) {
+          const issue = parsed.error.issues[0];
+          throw InvalidArgumentError.field(["placement", ...issue.path].join("."), issue.message);
+        }
+        fields.placement = parsed.data;
+      }
+      if (patch.config !== undefined) {
+        fields.config = mergePatch(cur.config, patch.config) ?? {};
+      }
+      if (patch.tags === null) fields.tags = [];
+      if (patch.nics === null) fields.nics = [];
+      await checkTemplate(tx, { ...cur, ...fields });
+      return vmTemplates.update(tx, id, fields);
     },
-  );
+  });
 
-  app.openapi(
-    createRoute({
-      method: "delete",
-      path: "/vm-templates/{id}",
-      tags,
-      summary: "Delete a VM template (VMs made from it are kept)",
-      request: { params: IdParams, headers: IfMatchHeaders },
-      responses: { 204: { description: "Deleted" }, ...errors(404, 412) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      return await deleteResource(c, deps, {
-        resourceType: RT,
-        id,
-        get: vmTemplates.get,
-        remove: vmTemplates.remove,
-      });
-    },
-  );
+  deleteRoute(app, deps, {
+    path: "/vm-templates/{id}",
+    tags,
+    summary: "Delete a VM template (VMs made from it are kept)",
+    resourceType: RT,
+    get: vmTemplates.get,
+    remove: vmTemplates.remove,
+  });
   return app;
 }

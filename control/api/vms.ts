@@ -32,7 +32,6 @@ import {
   IdParams,
   IfMatchHeaders,
   json,
-  ListOf,
   mergePatch,
   Name,
   PageQuery,
@@ -42,6 +41,7 @@ import {
   validationHook,
   withEtag,
 } from "./common.ts";
+import { getRoute, listRoute } from "./crud.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
 import { addNic, attachDisk, NewDisk, NewNic } from "./vm_devices.ts";
 import {
@@ -161,22 +161,19 @@ export function vmsRouter(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   const notFound = (id: string) => NotFoundError.of("vm", id);
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/vms",
-      tags,
-      summary: "List VMs",
-      request: { query: ListQuery },
-      responses: { 200: json(ListOf(Vm, "VmList"), "A page of VMs"), ...errors(422) },
-    }),
-    async (c) => {
-      const { limit, cursor, tag, ...f } = c.req.valid("query");
+  listRoute(app, deps, {
+    path: "/vms",
+    tags,
+    summary: "List VMs",
+    item: Vm,
+    listName: "VmList",
+    page: "A page of VMs",
+    query: ListQuery,
+    list: (db, { tag, ...f }, page) => {
       const tagList = tag === undefined ? undefined : Array.isArray(tag) ? tag : [tag];
-      const where = vmFilters(deps.sql, { ...f, tags: tagList });
-      return c.json(await vms.list(deps.sql, where, { limit, cursor }), 200);
+      return vms.list(db, vmFilters(db, { ...f, tags: tagList }), page);
     },
-  );
+  });
 
   app.openapi(
     createRoute({
@@ -259,22 +256,15 @@ export function vmsRouter(deps: AppDeps) {
     },
   );
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/vms/{id}",
-      tags,
-      summary: "Get a VM",
-      request: { params: IdParams },
-      responses: { 200: json(Vm, "The VM", true), ...errors(404) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      const row = await vms.get(deps.sql, id);
-      if (!row) throw notFound(id);
-      return c.json(withEtag(c, row), 200);
-    },
-  );
+  getRoute(app, deps, {
+    path: "/vms/{id}",
+    tags,
+    summary: "Get a VM",
+    schema: Vm,
+    found: "The VM",
+    resourceType: "vm",
+    get: vms.get,
+  });
 
   app.openapi(
     createRoute({

@@ -1,4 +1,5 @@
 /** Queries of `host_networks` (a network made available on a host through a bridge). */
+import { attachmentQueries } from "./host_attachments.ts";
 import type { Db } from "./query.ts";
 import { run } from "./query.ts";
 
@@ -26,9 +27,10 @@ const COLUMNS = [
   "updated_at",
   "version",
 ];
+const q = attachmentQueries<HostNetworkRow>("host_networks", "network_id", COLUMNS);
 
 /** Records an attachment. */
-export async function attachNetwork(
+export function attachNetwork(
   db: Db,
   row: {
     network_id: string;
@@ -37,43 +39,17 @@ export async function attachNetwork(
     parent_interface: string | null;
   },
 ): Promise<HostNetworkRow> {
-  const [out] = await run(() =>
-    db<HostNetworkRow[]>`insert into host_networks ${db(row)} returning ${db(COLUMNS)}`
-  );
-  return out;
+  return q.insert(db, row);
 }
 
 /** One attachment. */
-export async function getNetworkAttachment(
-  db: Db,
-  networkId: string,
-  hostId: string,
-): Promise<HostNetworkRow | undefined> {
-  const [row] = await run(() =>
-    db<HostNetworkRow[]>`
-      select ${db(COLUMNS)} from host_networks
-      where network_id = ${networkId} and host_id = ${hostId}`
-  );
-  return row;
-}
+export const getNetworkAttachment = q.get;
 
 /** Every attachment of a network (bounded by the number of hosts). */
-export function listNetworkAttachments(db: Db, networkId: string): Promise<HostNetworkRow[]> {
-  return run(() =>
-    db<HostNetworkRow[]>`
-      select ${db(COLUMNS)} from host_networks where network_id = ${networkId}
-      order by created_at, host_id`
-  );
-}
+export const listNetworkAttachments = q.list;
 
 /** Removes an attachment; true when it existed. */
-export async function detachNetwork(db: Db, networkId: string, hostId: string): Promise<boolean> {
-  const rows = await run(() =>
-    db`delete from host_networks where network_id = ${networkId} and host_id = ${hostId}
-       returning host_id`
-  );
-  return rows.length > 0;
-}
+export const detachNetwork = q.remove;
 
 /** Names of VMs placed on `hostId` with a NIC on `networkId` (first few). */
 export async function vmsUsingNetworkOnHost(

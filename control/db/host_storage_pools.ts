@@ -1,4 +1,5 @@
 /** Queries of `host_storage_pools` (a pool made available on a host). */
+import { attachmentQueries } from "./host_attachments.ts";
 import type { Db } from "./query.ts";
 import { run } from "./query.ts";
 
@@ -22,52 +23,21 @@ const COLUMNS = [
   "updated_at",
   "version",
 ];
+const q = attachmentQueries<HostStoragePoolRow>("host_storage_pools", "storage_pool_id", COLUMNS);
 
 /** Records an attachment. */
-export async function attachPool(
-  db: Db,
-  poolId: string,
-  hostId: string,
-): Promise<HostStoragePoolRow> {
-  const [row] = await run(() =>
-    db<HostStoragePoolRow[]>`
-      insert into host_storage_pools (storage_pool_id, host_id) values (${poolId}, ${hostId})
-      returning ${db(COLUMNS)}`
-  );
-  return row;
+export function attachPool(db: Db, poolId: string, hostId: string): Promise<HostStoragePoolRow> {
+  return q.insert(db, { storage_pool_id: poolId, host_id: hostId });
 }
 
 /** One attachment. */
-export async function getPoolAttachment(
-  db: Db,
-  poolId: string,
-  hostId: string,
-): Promise<HostStoragePoolRow | undefined> {
-  const [row] = await run(() =>
-    db<HostStoragePoolRow[]>`
-      select ${db(COLUMNS)} from host_storage_pools
-      where storage_pool_id = ${poolId} and host_id = ${hostId}`
-  );
-  return row;
-}
+export const getPoolAttachment = q.get;
 
 /** Every attachment of a pool (bounded by the number of hosts). */
-export function listPoolAttachments(db: Db, poolId: string): Promise<HostStoragePoolRow[]> {
-  return run(() =>
-    db<HostStoragePoolRow[]>`
-      select ${db(COLUMNS)} from host_storage_pools where storage_pool_id = ${poolId}
-      order by created_at, host_id`
-  );
-}
+export const listPoolAttachments = q.list;
 
 /** Removes an attachment; true when it existed. */
-export async function detachPool(db: Db, poolId: string, hostId: string): Promise<boolean> {
-  const rows = await run(() =>
-    db`delete from host_storage_pools where storage_pool_id = ${poolId} and host_id = ${hostId}
-       returning host_id`
-  );
-  return rows.length > 0;
-}
+export const detachPool = q.remove;
 
 /** The hosts a pool is attached to, with their names (by name). */
 export function poolHosts(

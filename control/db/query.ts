@@ -86,6 +86,13 @@ export function and(db: Db, conds: Fragment[]): Fragment {
   return conds.slice(1).reduce((acc, c) => db`${acc} and ${c}`, conds[0]);
 }
 
+/** `column = value` for each defined filter; keys are validated query fields named as columns. */
+export function equalTo(db: Db, filters: Record<string, unknown>): Fragment[] {
+  return Object.entries(filters)
+    .filter(([, v]) => v !== undefined)
+    .map(([column, v]) => db`${db(column)} = ${v as string}`);
+}
+
 /** Options of a keyset-paginated list over `(created_at, id)`. */
 export interface ListSpec {
   /** Cursor namespace, e.g. "vms". */
