@@ -159,7 +159,6 @@ function sameValue(a: unknown, b: unknown): boolean {
 /** The VMs router (sub-resources are in vm_devices.ts). */
 export function vmsRouter(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
-  const notFound = (id: string) => NotFoundError.of("vm", id);
 
   listRoute(app, deps, {
     path: "/vms",
