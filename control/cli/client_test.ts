@@ -120,7 +120,7 @@ Deno.test("a refusal about one field names the flag the user typed", async () =>
   });
   assert.match(
     two,
-    /  - desired_vcpus \(--vcpus\): Too small\n  - desired_ram \(--memory\): Too big/,
+    / {2}- desired_vcpus \(--vcpus\): Too small\n {2}- desired_ram \(--memory\): Too big/,
   );
 });
 
