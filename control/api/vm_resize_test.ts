@@ -201,3 +201,89 @@ Deno.test("disk resize through the API", async (t) => {
     assert.equal(none.status, 404);
   });
 });
+
+Deno.test("vm resize: concurrent resizes and a start never overcommit the host", async (t) => {
+  await using api = await createTestApi(fastConfig(), { active: true, logLevel: "info" });
+  await using c = await oneHost(api);
+  const small = {
+    boot_vcpus: 1,
+    max_vcpus: 8,
+    memory_size: 256 * MiB,
+    memory_hotplug_size: 256 * MiB,
+  };
+  const running: { id: string }[] = [];
+  for (const name of ["r1", "r2", "r3"]) {
+    const vm = await newVm(api, name, c.boot, small);
+    await started(api, vm.id);
+    running.push(vm);
+  }
+  const late = await newVm(api, "late", c.boot, { ...small, boot_vcpus: 4 });
+  const ledger = async () => (await api.get(`/v1/hosts/${c.a.host.id}/resources`)).body;
+  const vcpusOf = async (id: string) => (await api.get(`/v1/vms/${id}`)).body.boot_vcpus;
+
+  await t.step("3 of 16 vCPUs used; four operations of +4 each: exactly three fit", async () => {
+    assert.equal((await ledger()).allocated_vcpus, 3);
+    // The node is slow, so every job has checked before any has finished.
+    await c.a.fake.delay("resizeVm", 400);
+    await c.a.fake.delay("createVM", 400);
+    let peak = 0;
+    let watching = true;
+    const watch = (async () => {
+      while (watching) {
+        peak = Math.max(peak, (await ledger()).allocated_vcpus);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    })();
+    const accepted = await Promise.all([
+      ...running.map((vm) => api.post(`/v1/vms/${vm.id}/resize`, { desired_vcpus: 5 })),
+      api.post(`/v1/vms/${late.id}/start`),
+    ]);
+    const jobs = await Promise.all(accepted.map((res) => api.awaitJob(res)));
+    watching = false;
+    await watch;
+    await c.a.fake.delay("resizeVm", 0);
+    await c.a.fake.delay("createVM", 0);
+
+    const failed = jobs.filter((j) => j.status === "failed");
+    assert.equal(failed.length, 1, JSON.stringify(jobs.map((j) => [j.type, j.status])));
+    assert.equal(jobs.filter((j) => j.status === "succeeded").length, 3);
+    const [lost] = failed;
+    assert.match(
+      lost.error.message,
+      lost.type === "vm_resize"
+        ? /host node-a cannot fit vm r\d resized to 5 vCPU, .*: vcpus: node-a has 2 of 16 vCPUs free, the vm needs 5/
+        : /no host can run vm late \(4 vCPU, 256 MiB\): vcpus: node-a has 1 of 16 vCPUs free, the vm needs 4/,
+    );
+    const after = await ledger();
+    assert.equal(after.allocated_vcpus, 15);
+    assert.ok(peak <= after.vcpu_capacity, `peak ${peak} of ${after.vcpu_capacity}`);
+    const rows = await Promise.all([...running, late].map((vm) => api.get(`/v1/vms/${vm.id}`)));
+    const held = rows.filter((r) => r.body.status === "running").map((r) => r.body.boot_vcpus);
+    assert.equal(held.reduce((a, b) => a + b, 0), 15, `running sizes ${held}`);
+  });
+
+  await t.step("the node fails the hotplug: the VM's record gets its old sizes back", async () => {
+    const vm = (await Promise.all(running.map((v) => api.get(`/v1/vms/${v.id}`))))
+      .map((r) => r.body).find((v) => v.boot_vcpus === 5)!;
+    const before = await ledger();
+    await c.a.fake.fail("resizeVm", "failed_precondition", "hotplug refused by the VMM");
+    await c.a.fake.delay("resizeVm", 300);
+    const res = await api.post(`/v1/vms/${vm.id}/resize`, { desired_vcpus: 6 });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    // While the node works, the record holds the new size (the ledger counts it).
+    const deadline = Date.now() + 5000;
+    while ((await vcpusOf(vm.id)) !== 6 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal((await ledger()).allocated_vcpus, before.allocated_vcpus + 1);
+    const job = await api.awaitJob(res);
+    await c.a.fake.delay("resizeVm", 0);
+    assert.equal(job.status, "failed");
+    assert.match(job.error.message, /hotplug refused by the VMM/);
+    const row = (await api.get(`/v1/vms/${vm.id}`)).body;
+    assert.equal(row.boot_vcpus, 5, "the old size is back");
+    assert.equal(row.memory_size, 256 * MiB);
+    assert.equal(row.memory_hotplug_size, 256 * MiB);
+    assert.equal((await ledger()).allocated_vcpus, before.allocated_vcpus);
+  });
+});

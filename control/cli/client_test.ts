@@ -73,6 +73,57 @@ Deno.test("an error body becomes its domain error, with status and request id", 
   );
 });
 
+Deno.test("a refusal about one field names the flag the user typed", async () => {
+  const flags: Record<string, string> = {
+    desired_vcpus: "--vcpus",
+    desired_ram: "--memory",
+    vcpus: "--vcpus",
+    name: "<name>",
+  };
+  const report = async (status: number, body: Record<string, unknown>) => {
+    const { client } = fakeClient(() => json(status, { ...body, request_id: "r-1" }));
+    const err = await client.request("POST", "/v1/vms/x/resize", { body: {} }).catch((e) => e);
+    return errorReport(err, (f) => flags[f]);
+  };
+  const resize = await report(422, {
+    code: "invalid_argument",
+    message: "desired_vcpus: must be from 1 to max_vcpus (4)",
+    details: [{ field: "desired_vcpus", message: "must be from 1 to max_vcpus (4)" }],
+  });
+  assert.equal(
+    resize,
+    "qarax: --vcpus: must be from 1 to max_vcpus (4)\n" +
+      "  (code: invalid_argument, HTTP 422, request id: r-1)\n",
+  );
+  assert.doesNotMatch(resize, /desired_vcpus/);
+  const ram = await report(422, {
+    code: "invalid_argument",
+    message: "desired_ram: a running vm's memory cannot shrink",
+    details: [{ field: "desired_ram", message: "a running vm's memory cannot shrink" }],
+  });
+  assert.match(ram, /^qarax: --memory: a running vm's memory cannot shrink\n/);
+  // A positional argument or an unknown field keeps the API's name.
+  const name = await report(422, {
+    code: "invalid_argument",
+    message: "name: 1-63 characters",
+    details: [{ field: "name", message: "1-63 characters" }],
+  });
+  assert.match(name, /^qarax: name: 1-63 characters\n/);
+  // Several fields: each detail line names the field and its flag.
+  const two = await report(422, {
+    code: "invalid_argument",
+    message: "invalid request: desired_vcpus, desired_ram",
+    details: [
+      { field: "desired_vcpus", message: "Too small" },
+      { field: "desired_ram", message: "Too big" },
+    ],
+  });
+  assert.match(
+    two,
+    / {2}- desired_vcpus \(--vcpus\): Too small\n {2}- desired_ram \(--memory\): Too big/,
+  );
+});
+
 Deno.test("non-API answers (a proxy page) keep their status and first line", async () => {
   const { client } = fakeClient(() =>
     new Response("<html>Bad Gateway</html>\n<body>", {

@@ -55,7 +55,8 @@ export function exitCodeFor(err: unknown): number {
 
 /**
  * The lines printed for a failure. `flagOf` maps an API field (`memory_size`) to the flag
- * that set it (`--memory`), so a 422 points at what the user typed.
+ * that set it (`--memory`), so a 422 points at what the user typed: a message about one field
+ * (`desired_vcpus: must be …`) is told with its flag instead (`--vcpus: must be …`).
  */
 export function errorReport(
   err: unknown,
@@ -71,8 +72,12 @@ export function errorReport(
   const lines = [`qarax: ${e.message}`];
   for (const d of e.details) {
     const flag = d.field ? flagOf(d.field) : undefined;
+    if (d.field && e.message === `${d.field}: ${d.message}`) {
+      // The whole message is about this field: name it as the user typed it.
+      if (flag?.startsWith("-")) lines[0] = `qarax: ${flag}: ${d.message}`;
+      continue;
+    }
     const field = d.field ? `${d.field}${flag ? ` (${flag})` : ""}: ` : "";
-    if (d.field && e.message === `${d.field}: ${d.message}`) continue;
     lines.push(`  - ${field}${d.message}`);
   }
   const answer = e.cause instanceof ServerAnswer ? e.cause : undefined;

@@ -5,7 +5,9 @@
  * ceiling `memory_size + memory_hotplug_size`. The new sizes are recorded with that ceiling
  * kept (`memory_hotplug_size` shrinks by what was plugged), so the next start boots with the
  * same total and the same room left. A stopped VM just gets new boot sizes (any whole MiB of
- * at least 128 MiB), applied at its next start.
+ * at least 128 MiB), applied at its next start. While a running VM's resize is under way its
+ * record holds the larger of the old and new sizes (`reservedSizing`), so the capacity ledger
+ * never counts less than the host may be using at any moment of the change.
  */
 import { InvalidArgumentError } from "../../shared/errors/errors.ts";
 
@@ -90,6 +92,35 @@ export function resizedSizing(vm: VmSizing, req: ResizeRequest, running: boolean
     );
   }
   return { ...out, memory_size: ram, memory_hotplug_size: ceiling - ram };
+}
+
+/** The sizing fields of a VM row. */
+export function sizingOf(vm: NewSizing): NewSizing {
+  return {
+    boot_vcpus: vm.boot_vcpus,
+    memory_size: vm.memory_size,
+    memory_hotplug_size: vm.memory_hotplug_size,
+  };
+}
+
+/** Whether two sizings are the same. */
+export function sameSizing(a: NewSizing, b: NewSizing): boolean {
+  return a.boot_vcpus === b.boot_vcpus && a.memory_size === b.memory_size &&
+    (a.memory_hotplug_size ?? null) === (b.memory_hotplug_size ?? null);
+}
+
+/**
+ * What a running VM's record holds while it is resized from `before` to `after`: the larger
+ * vCPU count (vCPUs given back are only free once the node has unplugged them) and the new
+ * memory (a running VM's memory only grows).
+ */
+export function reservedSizing(before: NewSizing, after: NewSizing): NewSizing {
+  const memory = after.memory_size >= before.memory_size ? after : before;
+  return {
+    boot_vcpus: Math.max(before.boot_vcpus, after.boot_vcpus),
+    memory_size: memory.memory_size,
+    memory_hotplug_size: memory.memory_hotplug_size,
+  };
 }
 
 /** Checks a disk's new size against its current one (grow only, whole MiB); 422 otherwise. */

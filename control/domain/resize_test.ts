@@ -1,6 +1,6 @@
 /** The resize rules (pure). */
 import assert from "node:assert/strict";
-import { checkDiskGrowth, resizedSizing } from "./resize.ts";
+import { checkDiskGrowth, reservedSizing, resizedSizing, sameSizing } from "./resize.ts";
 import { capacityRejection } from "./placement.ts";
 
 const MiB = 1024 ** 2;
@@ -71,4 +71,16 @@ Deno.test("disk growth: grow only, whole MiB; capacity uses the placement maths"
     capacityRejection({ boot_vcpus: 1, memory_size: 4 * GiB }, host, policy)?.filter,
     "memory",
   );
+});
+
+Deno.test("resize reservation: the larger of the old and new sizes while a resize runs", () => {
+  const before = { boot_vcpus: 4, memory_size: GiB, memory_hotplug_size: GiB };
+  const after = { boot_vcpus: 2, memory_size: 2 * GiB, memory_hotplug_size: 0 };
+  assert.deepEqual(reservedSizing(before, after), { ...after, boot_vcpus: 4 });
+  assert.deepEqual(reservedSizing(after, before), { ...after, boot_vcpus: 4 });
+  assert.ok(sameSizing(reservedSizing(before, before), before));
+  assert.ok(
+    sameSizing({ ...before, memory_hotplug_size: null }, { ...before, memory_hotplug_size: null }),
+  );
+  assert.ok(!sameSizing(before, after));
 });

@@ -36,6 +36,7 @@ import {
   recordSizingStep,
   resizeCheckStep,
   resizeOnNodeStep,
+  undoResize,
 } from "./resize_steps.ts";
 import {
   bootStep,
@@ -104,6 +105,7 @@ export const PLANS: Readonly<Record<JobType, Plan>> = {
   },
   vm_resize: {
     steps: [resizeCheckStep, resizeOnNodeStep, recordSizingStep],
+    onFailure: undoResize,
     result: (ctx) => ({ ...(ctx.data.sizing as Record<string, unknown>) }),
   },
   disk_resize: {

@@ -1,11 +1,13 @@
 /**
  * The steps of `vm_resize` (hotplug vCPUs/memory of a running VM) and `disk_resize` (grow a
- * VM's disk). Resize: check the rules (domain/resize.ts) and the host's capacity with the
- * host locked (the placement ledger), have the node resize the VM (`ResizeVm`), then record
- * the new sizes. Disk: choose where the file is grown (through the VMM on the VM's host when
+ * VM's disk). Resize: check the rules (domain/resize.ts) and the host's capacity and reserve
+ * the sizes on the VM's record in one transaction with the host locked (the placement
+ * ledger), have the node resize the VM (`ResizeVm`), then record the final sizes; a failure
+ * puts the old sizes back (`undoResize`). Disk: choose where the file is grown (through the VMM on the VM's host when
  * it runs, else the file on the VM's host, the object's host or an up host of its pool), have
  * the node grow it (`ResizeDisk`), then record the object's size. Every step can run again.
  */
+import type { TransactionSql } from "postgres";
 import { FailedPreconditionError, NotFoundError } from "../../shared/errors/errors.ts";
 import { getHost, type HostRow } from "../db/hosts.ts";
 import { poolHosts } from "../db/host_storage_pools.ts";
@@ -13,13 +15,20 @@ import { placementHosts } from "../db/placement.ts";
 import { storageObjects } from "../db/storage_objects.ts";
 import { storagePools } from "../db/storage_pools.ts";
 import { getDisk } from "../db/vm_disks.ts";
-import { vms } from "../db/vms.ts";
+import { type VmRow, vms } from "../db/vms.ts";
 import { objectFile } from "../domain/node_spec.ts";
 import { capacityRejection, formatBytes } from "../domain/placement.ts";
-import { checkDiskGrowth, type NewSizing, resizedSizing } from "../domain/resize.ts";
+import {
+  checkDiskGrowth,
+  type NewSizing,
+  reservedSizing,
+  resizedSizing,
+  sameSizing,
+  sizingOf,
+} from "../domain/resize.ts";
 import { assertVmAction } from "../domain/vm_status.ts";
 import { applyPool } from "../nodes/attachments.ts";
-import type { Step } from "./plan.ts";
+import type { JobContext, Step } from "./plan.ts";
 import { loadVm, vmOnNode } from "./vm_steps.ts";
 
 /** The params `POST /v1/vms/{id}/resize` queues. */
@@ -37,54 +46,79 @@ export interface DiskResizeParams {
 
 // ---- vm_resize ----------------------------------------------------------------------------
 
+/** The VM's sizes before the resize, kept by the check step (the undo puts them back). */
+function previousOf(ctx: JobContext): NewSizing | undefined {
+  return ctx.data.previous as NewSizing | undefined;
+}
+
+/** The sizes the resize leads to and those the record holds meanwhile, from the old ones. */
+function resizePlan(ctx: JobContext, vm: VmRow, previous: NewSizing) {
+  const target = resizedSizing({ ...vm, ...previous }, ctx.job.params as VmResizeParams, true);
+  return { target, reserved: reservedSizing(previous, target) };
+}
+
 /**
- * Resize: the VM runs, the sizes obey the rules, and its host has room for what grows
- * (checked with the host locked, like a placement); the new sizes are kept for later steps.
+ * Resize: the VM runs, the sizes obey the rules, and its host has room for what grows; in the
+ * same transaction, with the host locked (like a placement), the VM's record takes the larger
+ * of the old and new sizes, so the ledger counts them before the node is asked and a resize
+ * or a start placing onto the host at the same moment sees them. The old sizes are saved
+ * first, so a retry after a crash (record already changed) knows them.
  */
 export const resizeCheckStep: Step = {
   name: "check",
   async run(ctx) {
-    if (ctx.data.sizing !== undefined) return;
-    const p = ctx.job.params as VmResizeParams;
+    const id = ctx.job.resource_id ?? "";
+    if (previousOf(ctx) === undefined) {
+      const vm = await vms.get(ctx.svc.sql, id);
+      if (!vm) throw NotFoundError.of("vm", id);
+      ctx.data.previous = sizingOf(vm);
+      await ctx.save();
+    }
+    const previous = previousOf(ctx)!;
     const { scheduling } = ctx.svc.config;
-    ctx.data.sizing = await ctx.transaction(async (tx) => {
-      const vm = await vms.get(tx, ctx.job.resource_id ?? "", true);
-      if (!vm) throw NotFoundError.of("vm", ctx.job.resource_id ?? "");
+    await ctx.transaction(async (tx) => {
+      const vm = await vms.get(tx, id, true);
+      if (!vm) throw NotFoundError.of("vm", id);
       assertVmAction(vm, "resize");
       if (vm.status !== "running" || !vm.host_id) {
         throw new FailedPreconditionError(
           `vm ${vm.name} is ${vm.status}: only a running vm is resized by a job`,
         );
       }
-      const sizing = resizedSizing(vm, p, true);
-      const grows = sizing.boot_vcpus > vm.boot_vcpus || sizing.memory_size > vm.memory_size;
-      if (grows) {
-        const [host] = await placementHosts(tx, {
-          vmId: vm.id,
-          hostId: vm.host_id,
-          networks: [],
-          pools: [],
-          tags: [],
-        });
-        if (!host) throw new FailedPreconditionError(`host ${vm.host_id} no longer exists`);
-        const short = capacityRejection(sizing, host, scheduling);
-        if (short) {
-          const want = `${sizing.boot_vcpus} vCPU, ${formatBytes(sizing.memory_size)}`;
-          throw new FailedPreconditionError(
-            `host ${host.name} cannot fit vm ${vm.name} resized to ${want}: ${short.filter}: ` +
-              `${host.name} ${short.reason}`,
-            {
-              details: [{
-                field: short.filter,
-                message: `${host.name}: ${short.reason}`,
-                host_id: host.id,
-              }],
-            },
-          );
-        }
-      }
+      const { target, reserved } = resizePlan(ctx, vm, previous);
       ctx.data.host_id = vm.host_id;
-      return sizing;
+      ctx.data.sizing = target;
+      const now = sizingOf(vm);
+      if (sameSizing(now, reserved)) return; // reserved already (a retry)
+      if (!sameSizing(now, previous)) {
+        throw new FailedPreconditionError(
+          `vm ${vm.name}'s sizes changed while it was being resized; resize it again`,
+        );
+      }
+      const [host] = await placementHosts(tx, {
+        vmId: vm.id,
+        hostId: vm.host_id,
+        networks: [],
+        pools: [],
+        tags: [],
+      });
+      if (!host) throw new FailedPreconditionError(`host ${vm.host_id} no longer exists`);
+      const short = capacityRejection(reserved, host, scheduling);
+      if (short) {
+        const want = `${target.boot_vcpus} vCPU, ${formatBytes(target.memory_size)}`;
+        throw new FailedPreconditionError(
+          `host ${host.name} cannot fit vm ${vm.name} resized to ${want}: ${short.filter}: ` +
+            `${host.name} ${short.reason}`,
+          {
+            details: [{
+              field: short.filter,
+              message: `${host.name}: ${short.reason}`,
+              host_id: host.id,
+            }],
+          },
+        );
+      }
+      await vms.update(tx, vm.id, { ...reserved });
     });
   },
 };
@@ -101,10 +135,16 @@ export const resizeOnNodeStep: Step = {
       ...(p.desired_ram !== undefined ? { desiredRam: p.desired_ram } : {}),
     };
     await client.call("ResizeVm", (o, n) => n.vm.resizeVm(req, o), { signal: ctx.signal });
+    ctx.data.resized = true;
   },
 };
 
-/** Resize: the VM's record has the new sizes (the ledger counts them from now on). */
+/** Writes `sizing` on the VM's record unless it already holds it. */
+async function recordSizing(tx: TransactionSql, vm: VmRow, sizing: NewSizing) {
+  if (!sameSizing(sizingOf(vm), sizing)) await vms.update(tx, vm.id, { ...sizing });
+}
+
+/** Resize: the VM's record has the new sizes (vCPUs given back are free from now on). */
 export const recordSizingStep: Step = {
   name: "record_sizing",
   async run(ctx) {
@@ -112,14 +152,28 @@ export const recordSizingStep: Step = {
     await ctx.transaction(async (tx) => {
       const vm = await vms.get(tx, ctx.job.resource_id!, true);
       if (!vm) throw NotFoundError.of("vm", ctx.job.resource_id!);
-      if (
-        vm.boot_vcpus === sizing.boot_vcpus && vm.memory_size === sizing.memory_size &&
-        vm.memory_hotplug_size === sizing.memory_hotplug_size
-      ) return;
-      await vms.update(tx, vm.id, { ...sizing });
+      await recordSizing(tx, vm, sizing);
     });
   },
 };
+
+/**
+ * After a failed or cancelled resize: the VM's record gets its old sizes back (the new ones
+ * when the node had already resized it), unless its sizes are no longer the ones this job
+ * wrote.
+ */
+export async function undoResize(ctx: JobContext, _error: Error): Promise<void> {
+  const previous = previousOf(ctx);
+  if (!previous) return;
+  await ctx.transaction(async (tx) => {
+    const vm = await vms.get(tx, ctx.job.resource_id ?? "", true);
+    if (!vm) return;
+    const { target, reserved } = resizePlan(ctx, vm, previous);
+    const now = sizingOf(vm);
+    if (!sameSizing(now, reserved) && !sameSizing(now, target)) return;
+    await recordSizing(tx, vm, ctx.data.resized ? target : previous);
+  });
+}
 
 // ---- disk_resize --------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import {
   recordSizingStep,
   resizeCheckStep,
   resizeOnNodeStep,
+  undoResize,
 } from "./resize_steps.ts";
 
 const GiB = 1024 ** 3;
@@ -55,6 +56,42 @@ Deno.test("resize steps: each is idempotent; a VM that stopped is refused", asyn
       assert.equal((await a.fake.state()).vms[vm.id].config.cpus?.bootVcpus, 2);
       await done(run.job.id);
     });
+
+    await t.step(
+      "vm_resize: the check reserves the larger sizes; the undo gives them back",
+      async () => {
+        const boot = async () => (await vms.get(api.db.sql, vm.id))?.boot_vcpus;
+        const shrink = await claimedRun(api, "vm_resize", vm.id, { desired_vcpus: 1 });
+        await resizeCheckStep.run(shrink);
+        assert.equal(await boot(), 2, "vCPUs given back are held until the node unplugged them");
+        await resizeOnNodeStep.run(shrink);
+        await recordSizingStep.run(shrink);
+        assert.equal(await boot(), 1);
+        await done(shrink.job.id);
+
+        const grow = await claimedRun(api, "vm_resize", vm.id, { desired_vcpus: 2 });
+        await resizeCheckStep.run(grow);
+        assert.equal(await boot(), 2, "reserved before the node is asked");
+        assert.deepEqual(grow.data.previous, {
+          boot_vcpus: 1,
+          memory_size: GiB,
+          memory_hotplug_size: null,
+        });
+        // A crash after the reservation committed, before the checkpoint: the retry sees it.
+        grow.data.sizing = undefined;
+        await resizeCheckStep.run(grow);
+        assert.equal(
+          grow.data.sizing && (grow.data.sizing as { boot_vcpus: number }).boot_vcpus,
+          2,
+        );
+        const err = new FailedPreconditionError("node said no");
+        await undoResize(grow, err);
+        assert.equal(await boot(), 1, "the old size is back");
+        await undoResize(grow, err);
+        assert.equal(await boot(), 1);
+        await done(grow.job.id);
+      },
+    );
 
     await t.step("disk_resize: the VMM path while running; the size is recorded", async () => {
       const run = await claimedRun(api, "disk_resize", vm.id, {

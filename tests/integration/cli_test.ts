@@ -268,6 +268,23 @@ Deno.test("qarax CLI: resources end to end, by name, as tables and JSON", async 
         );
         assert.match(usage.stderr, /--memory: invalid size "2gigs"/);
         assert.equal(expectCode(await qarax(["vm", "get", "web-2"]), 1, "not created").code, 1);
+        // A refused resize names the flag, not the API's field (desired_vcpus, desired_ram).
+        const resize = expectCode(
+          await qarax(["vm", "resize", "web-1", "--vcpus", "99"]),
+          1,
+          "vcpus",
+        );
+        assert.match(resize.stderr, /^qarax: --vcpus: must be from 1 to max_vcpus \(\d+\)\n/);
+        assert.doesNotMatch(resize.stderr, /desired_vcpus/);
+        const ram = expectCode(
+          await qarax(["vm", "resize", "web-1", "--memory", "64MiB"]),
+          1,
+          "ram",
+        );
+        assert.match(
+          ram.stderr,
+          /^qarax: --memory: must be a whole number of MiB, at least 128 MiB\n/,
+        );
         const deploy = expectCode(await qarax(["host", "deploy", "nosuch"]), 1, "deploy");
         assert.match(deploy.stderr, /no host named "nosuch"/);
         // Deploy flags map onto the API's fields (the server checks references and paths).
@@ -291,7 +308,7 @@ Deno.test("qarax CLI: resources end to end, by name, as tables and JSON", async 
           1,
           "binary not a file",
         );
-        assert.match(noBinary.stderr, /binary_path: not a file on the control plane host/);
+        assert.match(noBinary.stderr, /^qarax: --binary: not a file on the control plane host\n/);
         expectCode(await qarax(["host", "remove", "dep1"]), 0, "remove dep1");
       },
     );

@@ -405,7 +405,13 @@ const resizeCommand: CommandSpec = {
     },
     ...ACTION_OPTIONS,
   },
-  fieldFlags: { desired_vcpus: "--vcpus", desired_ram: "--memory" },
+  // The job's capacity refusal names the placement filter (vcpus, memory).
+  fieldFlags: {
+    desired_vcpus: "--vcpus",
+    desired_ram: "--memory",
+    vcpus: "--vcpus",
+    memory: "--memory",
+  },
   notes: `A running VM is resized by a job (use --wait to follow it); a stopped VM gets new
 boot sizes at once, applied at its next start. Example:
   qarax vm resize web-1 --vcpus 4 --memory 4GiB --wait`,
@@ -415,10 +421,10 @@ boot sizes at once, applied at its next start. Example:
       body.desired_vcpus = parseInteger(input.opts.vcpus as string, "vcpus");
     }
     if (input.opts.memory !== undefined) {
-      body.desired_ram = parseSize(input.opts.memory as string, "memory");
+      body.desired_ram = parseSize(input.opts.memory as string, "--memory");
     }
     if (!Object.keys(body).length) {
-      throw InvalidArgumentError.field("vcpus", "give --vcpus and/or --memory");
+      throw new InvalidArgumentError("give --vcpus and/or --memory");
     }
     const id = await resolveId(await ctx.client(), "vm", input.args.vm!);
     return await runAction(ctx, input, {
@@ -502,7 +508,7 @@ const diskGroup: GroupSpec = {
         return await runAction(ctx, input, {
           method: "POST",
           path: `/v1/vms/${id}/disks/${encodeURIComponent(device)}/resize`,
-          body: { size_bytes: parseSize(input.opts.size as string, "size") },
+          body: { size_bytes: parseSize(input.opts.size as string, "--size") },
           done: `disk ${device} of vm ${input.args.vm} resized to ${input.opts.size}`,
         });
       },
