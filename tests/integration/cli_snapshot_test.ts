@@ -1,7 +1,8 @@
 /**
  * `qarax vm snapshot` and `qarax vm restore` on a real node agent (the CH emulator as VMM): a
  * snapshot of a running VM leaves Cloud Hypervisor's files in the pool, a stopped VM restored
- * from it runs again with the same VMM config, and deleting the snapshot removes its files.
+ * from it runs again with the same VMM config, and deleting the snapshot (or the VM) removes
+ * its files.
  */
 import assert from "node:assert/strict";
 import { vmPaths } from "../../node/vmm/runtime_dir.ts";
@@ -107,7 +108,19 @@ Deno.test("qarax CLI: snapshot and restore through a real node", async (t) => {
       assert.deepEqual(await snapshots(), []);
       const gone = expectCode(await qarax(["disk", "get", snap.storage_object_id]), 1, "gone");
       assert.match(gone.stderr, /not found/);
-      assert.equal(await exists(dir), true); // TODO: the node removes it
+      assert.equal(await exists(dir), false, `${dir} should be gone`);
+      assert.equal(await exists(`${agent.poolDir}/root.img`), true);
+    });
+
+    await t.step("vm delete --wait: its snapshots' files and objects go too", async () => {
+      await ok(["vm", "snapshot", "create", "web-1", "--name", "s2", "--wait"]);
+      const [snap] = await snapshots();
+      const snapDir = `${agent.poolDir}/snapshots/${vm.id}/${snap.id}`;
+      assert.deepEqual(await listDir(snapDir), SNAPSHOT_FILES);
+      await ok(["vm", "delete", "web-1", "--wait"]);
+      assert.equal(await exists(snapDir), false, `${snapDir} should be gone`);
+      const left = (await ok(["disk", "list", "--type", "snapshot", "-o", "json"])).json();
+      assert.deepEqual(left.items, []);
       assert.equal(await exists(`${agent.poolDir}/root.img`), true);
     });
   } finally {
