@@ -1,14 +1,14 @@
 /**
  * A VM's snapshots: `POST /v1/vms/{id}/snapshots` records a snapshot (`creating`) in a
  * directory of the pool of the VM's first disk and queues `vm_snapshot` (202 + job);
- * `GET` lists or reads them; `DELETE` forgets one (the record and its directory object; the
- * files stay on the host, as for every storage object). `POST /v1/vms/{id}/restore` queues
- * `vm_restore` for a stopped VM from one of its ready snapshots. Both jobs take the VM's
+ * `GET` lists or reads them; `DELETE` queues `vm_snapshot_delete` (the node removes its
+ * files, then the record and its directory object go). `POST /v1/vms/{id}/restore` queues
+ * `vm_restore` for a stopped VM from one of its ready snapshots. All three jobs take the VM's
  * one-active-job slot, so they never overlap another action on it.
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { FailedPreconditionError, NotFoundError } from "../../shared/errors/errors.ts";
-import { and, type Db, run } from "../db/query.ts";
+import type { Db } from "../db/query.ts";
 import { storageObjects } from "../db/storage_objects.ts";
 import { storagePools } from "../db/storage_pools.ts";
 import { vmDiskFiles } from "../db/vm_resources.ts";
@@ -16,9 +16,10 @@ import { SNAPSHOT_STATUSES, type SnapshotRow, vmSnapshots } from "../db/vm_snaps
 import { type VmRow, vms } from "../db/vms.ts";
 import { assertVmAction } from "../domain/vm_status.ts";
 import { restoreHost } from "../jobs/snapshot_steps.ts";
-import { deleteResource, getResource } from "./crud.ts";
+import { getResource } from "./crud.ts";
 import {
   body,
+  checkIfMatch,
   errors,
   Id,
   IfMatchHeaders,
@@ -57,6 +58,11 @@ const RestoreBody = z.strictObject({
 const VmParams = z.object({ id: Id.openapi({ param: { name: "id", in: "path" } }) });
 const SnapshotParams = VmParams.extend({
   snapshot_id: Id.openapi({ param: { name: "snapshot_id", in: "path" } }),
+});
+const ForceDeleteQuery = z.object({
+  force: z.enum(["true", "false"]).optional().openapi({
+    description: "Delete the records even when the node cannot remove the files (they stay)",
+  }),
 });
 const ListQuery = z.object({
   ...PageQuery,
@@ -201,45 +207,38 @@ export function vmSnapshotsRouter(deps: AppDeps) {
       method: "delete",
       path: "/vms/{id}/snapshots/{snapshot_id}",
       tags,
-      summary: "Delete a snapshot",
-      description: "Removes the snapshot and its directory object. Like every storage object " +
-        "delete, the files stay on the host (`snapshots/<vm>/<snapshot>` in the pool). Not " +
-        "while it is being made or restored from (409).",
-      request: { params: SnapshotParams, headers: IfMatchHeaders },
-      responses: { 204: { description: "Deleted" }, ...errors(404, 409, 412, 422) },
+      summary: "Delete a snapshot and its files",
+      description: "Queues `vm_snapshot_delete`: the node holding the snapshot's files removes " +
+        "its directory (`snapshots/<vm>/<snapshot>` in the pool), then the snapshot and its " +
+        "directory object go. An unreachable node fails the job and keeps the snapshot, unless " +
+        "`force=true` (the records go, the files stay; the job's result says why). Not while " +
+        "the snapshot is being made or the VM has another active job (409).",
+      request: {
+        params: SnapshotParams,
+        headers: IfMatchHeaders.extend(IdempotencyHeaders.shape),
+        query: ForceDeleteQuery,
+      },
+      responses: { 202: json(Job, "The queued job", true), ...errors(404, 409, 412, 422) },
     }),
     async (c) => {
       const { id, snapshot_id } = c.req.valid("param");
-      return await deleteResource(c, deps, {
-        resourceType: "snapshot",
-        id: snapshot_id,
-        get: (tx, sid, lock) => snapshotOf(tx, id, sid, lock),
-        async guard(tx, snap) {
+      const { force } = c.req.valid("query");
+      return await acceptJob(c, deps, {
+        type: "vm_snapshot_delete",
+        resource_type: "vm",
+        resource_id: id,
+        params: { snapshot_id, ...(force === "true" ? { force: true } : {}) },
+        action: "snapshot_delete",
+        async check(tx) {
+          await vmOr404(tx, id, true);
+          const snap = await snapshotOf(tx, id, snapshot_id, true);
+          if (!snap) throw NotFoundError.of("snapshot", snapshot_id);
+          checkIfMatch(c, snap.version, `snapshot ${snapshot_id}`);
           if (snap.status === "creating") {
             throw new FailedPreconditionError(`snapshot ${snap.name} is being made`);
           }
-          const [job] = await run(() =>
-            tx<{ id: string }[]>`select id from jobs where ${
-              and(tx, [
-                tx`resource_type = 'vm'`,
-                tx`resource_id = ${id}`,
-                tx`status in ('pending', 'running')`,
-                tx`params ->> 'snapshot_id' = ${snap.id}`,
-              ])
-            } limit 1`
-          );
-          if (job) {
-            throw new FailedPreconditionError(
-              `snapshot ${snap.name} is in use by job ${job.id}`,
-            );
-          }
+          return { summary: { snapshot: snap.name, snapshot_id, host_id: snap.host_id } };
         },
-        // The snapshot row goes with its object (ON DELETE CASCADE).
-        remove: async (tx, sid) => {
-          const snap = await vmSnapshots.get(tx, sid);
-          if (snap) await storageObjects.remove(tx, snap.storage_object_id);
-        },
-        summary: (snap) => ({ name: snap.name, vm_id: snap.vm_id, host_id: snap.host_id }),
       }) as never;
     },
   );

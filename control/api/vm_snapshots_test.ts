@@ -3,7 +3,8 @@
  * a running VM is paused, snapshotted and resumed (in that order) and the snapshot is ready
  * on its host; a stopped VM, a duplicate name, a restore of a running VM and of a snapshot of
  * another VM are refused; a restore brings the stopped VM back running; a failed snapshot
- * resumes the VM and marks the snapshot failed; list, get and delete.
+ * resumes the VM and marks the snapshot failed; list, get and delete (the node removes the
+ * files; `force` drops the records when it cannot); deleting the VM deletes its snapshots.
  */
 import assert from "node:assert/strict";
 import { createTestApi, fastConfig, type TestApi } from "../../tests/support/api.ts";
@@ -103,7 +104,7 @@ Deno.test("VM snapshots and restore through the API (fake node)", async (t) => {
     });
 
     await t.step("a failed snapshot resumes the VM and is marked failed", async () => {
-      await h.fake.fail("snapshotVM", "internal", "disk full", 5);
+      await h.fake.fail("snapshotVM", "internal", "disk full");
       const res = await api.post(`/v1/vms/${vm.id}/snapshots`, { name: "doomed" });
       assert.equal(res.status, 202, JSON.stringify(res.body));
       const job = await api.awaitJob(res, 20);
@@ -156,13 +157,73 @@ Deno.test("VM snapshots and restore through the API (fake node)", async (t) => {
       assert.equal(after.host_id, h.host.id);
     });
 
-    await t.step("delete: 204, gone with its directory object; 404 after", async () => {
-      const snap = (await api.get(`/v1/vms/${vm.id}/snapshots/${snapshotId}`)).body;
-      const res = await api.del(`/v1/vms/${vm.id}/snapshots/${snapshotId}`);
-      assert.equal(res.status, 204, JSON.stringify(res.body));
-      assert.equal((await api.get(`/v1/vms/${vm.id}/snapshots/${snapshotId}`)).status, 404);
-      assert.equal((await api.get(`/v1/storage-objects/${snap.storage_object_id}`)).status, 404);
-      assert.equal((await api.del(`/v1/vms/${vm.id}/snapshots/${snapshotId}`)).status, 404);
+    await t.step(
+      "delete: 202 + job, the node removes the directory, then the records",
+      async () => {
+        const snap = (await api.get(`/v1/vms/${vm.id}/snapshots/${snapshotId}`)).body;
+        const res = await api.del(`/v1/vms/${vm.id}/snapshots/${snapshotId}`);
+        assert.equal(res.status, 202, JSON.stringify(res.body));
+        assert.equal(res.body.type, "vm_snapshot_delete");
+        const job = await api.awaitJob(res);
+        assert.equal(job.status, "succeeded", JSON.stringify(job));
+        const dir = `/srv/web-1/snapshots/${vm.id}/${snapshotId}`;
+        assert.deepEqual(job.result, { snapshot_id: snapshotId, host_id: h.host.id, path: dir });
+        const calls = await h.fake.callsOf("deleteSnapshot");
+        assert.deepEqual(calls.map((c) => c.request), [{ path: dir }]);
+        assert.equal((await api.get(`/v1/vms/${vm.id}/snapshots/${snapshotId}`)).status, 404);
+        assert.equal((await api.get(`/v1/storage-objects/${snap.storage_object_id}`)).status, 404);
+        assert.equal((await api.del(`/v1/vms/${vm.id}/snapshots/${snapshotId}`)).status, 404);
+      },
+    );
+
+    await t.step(
+      "a node that cannot remove the files keeps the snapshot; force=true does not",
+      async () => {
+        const made = await api.awaitJob(
+          await api.post(`/v1/vms/${vm.id}/snapshots`, { name: "s2" }),
+        );
+        const id = made.result.snapshot_id;
+        await h.fake.fail("deleteSnapshot", "failed_precondition", "it holds disk.raw");
+        const failed = await api.awaitJob(await api.del(`/v1/vms/${vm.id}/snapshots/${id}`));
+        assert.equal(failed.status, "failed", JSON.stringify(failed));
+        assert.match(failed.error.message, /it holds disk.raw/);
+        assert.equal((await api.get(`/v1/vms/${vm.id}/snapshots/${id}`)).status, 200);
+
+        await h.fake.fail("deleteSnapshot", "failed_precondition", "it holds disk.raw");
+        const forced = await api.awaitJob(
+          await api.del(`/v1/vms/${vm.id}/snapshots/${id}?force=true`),
+        );
+        assert.equal(forced.status, "succeeded", JSON.stringify(forced));
+        assert.match(forced.result.node_error, /it holds disk.raw/);
+        assert.equal((await api.get(`/v1/vms/${vm.id}/snapshots/${id}`)).status, 404);
+      },
+    );
+
+    await t.step("deleting the VM removes its snapshots (files and objects)", async () => {
+      const objects = [];
+      for (const name of ["s3", "s4"]) {
+        const job = await api.awaitJob(await api.post(`/v1/vms/${vm.id}/snapshots`, { name }));
+        assert.equal(job.status, "succeeded", JSON.stringify(job));
+        const snap = (await api.get(`/v1/vms/${vm.id}/snapshots/${job.result.snapshot_id}`)).body;
+        objects.push(snap.storage_object_id);
+      }
+      const all = (await api.get(`/v1/vms/${vm.id}/snapshots`)).body.items;
+      assert.deepEqual(all.slice(-2).map((x: { name: string }) => x.name), ["s3", "s4"]);
+      const before = (await h.fake.callsOf("deleteSnapshot")).length;
+      // The node cannot remove the first one's files: noted, its records go all the same.
+      await h.fake.fail("deleteSnapshot", "failed_precondition", "it holds disk.raw");
+      const job = await api.awaitJob(await api.del(`/v1/vms/${vm.id}`));
+      assert.equal(job.status, "succeeded", JSON.stringify(job));
+      assert.equal(job.result.snapshots_deleted, all.length);
+      assert.equal(job.result.snapshot_errors.length, 1);
+      assert.match(job.result.snapshot_errors[0], /it holds disk.raw/);
+      assert.ok(job.result.snapshot_errors[0].startsWith(`snapshot ${all[0].name}: `));
+      assert.equal((await h.fake.callsOf("deleteSnapshot")).length, before + all.length);
+      for (const o of objects) {
+        assert.equal((await api.get(`/v1/storage-objects/${o}`)).status, 404);
+      }
+      const left = await api.get(`/v1/storage-objects?storage_pool_id=${pool.id}&type=snapshot`);
+      assert.deepEqual(left.body.items, []);
     });
   } finally {
     await h.fake.kill();

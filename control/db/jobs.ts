@@ -20,6 +20,7 @@ export const JOB_TYPES = [
   "vm_delete",
   "vm_snapshot",
   "vm_restore",
+  "vm_snapshot_delete",
   "vm_resize",
   "disk_resize",
   "disk_create",

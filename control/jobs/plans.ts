@@ -15,14 +15,18 @@ import {
 } from "./disk_steps.ts";
 import { hostDeployPlan } from "./host_steps.ts";
 import {
+  deleteSnapshotFilesStep,
+  deleteVmSnapshotsStep,
   ensureRestorePoolsStep,
   markSnapshotReadyStep,
   pauseStep,
   releaseSnapshot,
+  removeSnapshotStep,
   restoreCheck,
   restoreOnNodeStep,
   resumeStep,
   snapshotCheck,
+  snapshotDeleteCheck,
   snapshotOnNodeStep,
   undoRestore,
   undoSnapshot,
@@ -78,8 +82,18 @@ export const PLANS: Readonly<Record<JobType, Plan>> = {
   vm_resume: { steps: nodeActionSteps("resume") },
   vm_reboot: { steps: nodeActionSteps("reboot") },
   vm_delete: {
-    steps: [deleteCheck, deleteOnNodeStep, removeRecordStep, releaseReservationsStep],
-    result: (ctx) => (ctx.data.node_error ? { node_error: ctx.data.node_error } : {}),
+    steps: [
+      deleteCheck,
+      deleteOnNodeStep,
+      deleteVmSnapshotsStep,
+      removeRecordStep,
+      releaseReservationsStep,
+    ],
+    result: (ctx) => ({
+      ...(ctx.data.node_error ? { node_error: ctx.data.node_error } : {}),
+      ...(ctx.data.snapshots_deleted ? { snapshots_deleted: ctx.data.snapshots_deleted } : {}),
+      ...(ctx.data.snapshot_errors ? { snapshot_errors: ctx.data.snapshot_errors } : {}),
+    }),
   },
   vm_snapshot: {
     steps: [snapshotCheck, pauseStep, snapshotOnNodeStep, resumeStep, markSnapshotReadyStep],
@@ -102,6 +116,15 @@ export const PLANS: Readonly<Record<JobType, Plan>> = {
     ],
     onFailure: undoRestore,
     result: (ctx) => ({ snapshot_id: ctx.job.params.snapshot_id, host_id: ctx.data.host_id }),
+  },
+  vm_snapshot_delete: {
+    steps: [snapshotDeleteCheck, deleteSnapshotFilesStep, removeSnapshotStep],
+    result: (ctx) => ({
+      snapshot_id: ctx.job.params.snapshot_id,
+      host_id: ctx.data.host_id,
+      path: ctx.data.path,
+      ...(ctx.data.node_error ? { node_error: ctx.data.node_error } : {}),
+    }),
   },
   vm_resize: {
     steps: [resizeCheckStep, resizeOnNodeStep, recordSizingStep],

@@ -6,12 +6,21 @@
  * on the host holding the snapshot's files (`pending`), makes sure its networks and pools are
  * there and the node has its spec, and has the node restore it into a fresh VMM; CH restores
  * paused, and the node resumes it, so the VM ends `running`. A failed restore gives the VM
- * its previous status back.
+ * its previous status back. Deleting a snapshot (`vm_snapshot_delete`, and every snapshot of a
+ * VM in `vm_delete`) has the node holding its files remove its directory (`DeleteSnapshot`),
+ * then drops its directory object (the snapshot record goes with it).
  */
-import { FailedPreconditionError, NotFoundError } from "../../shared/errors/errors.ts";
+import {
+  DeadlineExceededError,
+  FailedPreconditionError,
+  NotFoundError,
+  UnavailableError,
+} from "../../shared/errors/errors.ts";
 import type { TransactionSql } from "postgres";
 import { node } from "../../shared/proto/mod.ts";
 import { getHost } from "../db/hosts.ts";
+import { run } from "../db/query.ts";
+import { storageObjects } from "../db/storage_objects.ts";
 import type { JobRow } from "../db/jobs.ts";
 import {
   setSnapshotStatus,
@@ -293,3 +302,119 @@ export async function undoRestore(ctx: JobContext, error: Error): Promise<void> 
     )
   );
 }
+
+// ---- delete -------------------------------------------------------------------------------
+
+/** Has the node holding a snapshot's files remove its directory (a missing one is fine). */
+async function deleteSnapshotFiles(
+  ctx: JobContext,
+  snap: { id: string; name: string; host_id: string | null },
+): Promise<void> {
+  const loc = await snapshotLocation(ctx.svc.sql, snap.id);
+  if (!loc) return;
+  const host = snap.host_id ? await getHost(ctx.svc.sql, snap.host_id) : undefined;
+  if (!host) {
+    throw new FailedPreconditionError(
+      `snapshot ${snap.name}: the host holding ${loc.dir} is unknown, its files cannot be removed`,
+    );
+  }
+  await ctx.svc.nodes.get(host).call(
+    "DeleteSnapshot",
+    (o, n) => n.files.deleteSnapshot({ path: loc.dir }, o),
+    { signal: ctx.signal },
+  );
+}
+
+/** The snapshot's directory object goes, and the snapshot record with it (cascade). */
+async function removeSnapshotRecord(ctx: JobContext, id: string): Promise<void> {
+  await ctx.transaction(async (tx) => {
+    const snap = await vmSnapshots.get(tx, id, true);
+    if (snap) await storageObjects.remove(tx, snap.storage_object_id);
+  });
+}
+
+/** Snapshot delete: the snapshot exists (else nothing to do) and is not being made. */
+export const snapshotDeleteCheck: Step = {
+  name: "check",
+  async run(ctx) {
+    const snap = await vmSnapshots.get(ctx.svc.sql, snapshotId(ctx));
+    if (!snap) {
+      ctx.data.gone = true;
+      return;
+    }
+    if (snap.status === "creating") {
+      throw new FailedPreconditionError(`snapshot ${snap.name} is being made`);
+    }
+    ctx.data.name = snap.name;
+    ctx.data.host_id = snap.host_id;
+    ctx.data.path = (await snapshotLocation(ctx.svc.sql, snap.id))?.dir;
+  },
+};
+
+/**
+ * Snapshot delete: the node removes the directory. Without `force`, an unreachable node (or
+ * any node error) keeps the snapshot; with it, the error is noted and the record goes anyway.
+ */
+export const deleteSnapshotFilesStep: Step = {
+  name: "delete_files",
+  async run(ctx) {
+    if (ctx.data.gone) return;
+    const snap = await vmSnapshots.get(ctx.svc.sql, snapshotId(ctx));
+    if (!snap) return;
+    try {
+      await deleteSnapshotFiles(ctx, snap);
+    } catch (err) {
+      if (ctx.signal.aborted) throw err;
+      if (!ctx.job.params.force) {
+        if (err instanceof UnavailableError || err instanceof DeadlineExceededError) {
+          throw new UnavailableError(
+            `${err.message} (the snapshot is kept until its node answers; DELETE with ` +
+              "force=true removes the record and leaves the files)",
+            { cause: err },
+          );
+        }
+        throw err;
+      }
+      ctx.data.node_error = (err as Error).message;
+      ctx.log.warn("deleting a snapshot without its files (force)", { err });
+    }
+  },
+};
+
+/** Snapshot delete: the record and its directory object go. */
+export const removeSnapshotStep: Step = {
+  name: "remove_record",
+  async run(ctx) {
+    if (!ctx.data.gone) await removeSnapshotRecord(ctx, snapshotId(ctx));
+  },
+};
+
+/**
+ * VM delete: each of the VM's snapshots loses its files (best effort: a node that cannot do it
+ * is noted in `snapshot_errors`, the files stay) and its directory object. Runs before the VM
+ * record goes, which would take only the snapshot records with it.
+ */
+export const deleteVmSnapshotsStep: Step = {
+  name: "delete_snapshots",
+  async run(ctx) {
+    if (ctx.data.gone) return;
+    const snaps = await run(() =>
+      ctx.svc.sql<SnapshotRow[]>`select * from vm_snapshots
+        where vm_id = ${ctx.job.resource_id!} order by created_at, id`
+    );
+    const errors = (ctx.data.snapshot_errors ?? []) as string[];
+    for (const snap of snaps) {
+      try {
+        await deleteSnapshotFiles(ctx, snap);
+      } catch (err) {
+        if (ctx.signal.aborted) throw err;
+        errors.push(`snapshot ${snap.name}: ${(err as Error).message}`);
+        ctx.log.warn("snapshot files left behind", { err, snapshot_id: snap.id });
+      }
+      await removeSnapshotRecord(ctx, snap.id);
+      ctx.data.snapshots_deleted = ((ctx.data.snapshots_deleted as number) ?? 0) + 1;
+      if (errors.length) ctx.data.snapshot_errors = errors;
+      await ctx.save();
+    }
+  },
+};

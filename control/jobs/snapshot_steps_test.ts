@@ -22,7 +22,7 @@ Deno.test("restoreHost: the snapshot's host, which must be the VM's when it has 
   );
 });
 
-Deno.test("snapshot and restore plans: step order, undo and release", () => {
+Deno.test("snapshot, restore and snapshot delete plans: step order, undo and release", () => {
   assert.deepEqual(PLANS.vm_snapshot.steps.map((s) => s.name), [
     "check",
     "pause",
@@ -40,4 +40,12 @@ Deno.test("snapshot and restore plans: step order, undo and release", () => {
     "confirm_running",
   ]);
   assert.ok(PLANS.vm_restore.onFailure);
+  assert.deepEqual(PLANS.vm_snapshot_delete.steps.map((s) => s.name), [
+    "check",
+    "delete_files",
+    "remove_record",
+  ]);
+  // A VM's snapshots go (files, then objects) before its record takes only their rows.
+  const vmDelete = PLANS.vm_delete.steps.map((s) => s.name);
+  assert.ok(vmDelete.indexOf("delete_snapshots") < vmDelete.indexOf("remove_record"));
 });

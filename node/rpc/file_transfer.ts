@@ -1,6 +1,7 @@
 /**
  * The FileTransferService: `CreateDisk` (blank raw, blank qcow2, qcow2 overlay, URL download;
- * streamed progress then one final message), `DeleteDisk`, `DownloadFile` and `CopyFile`.
+ * streamed progress then one final message), `DeleteDisk`, `DeleteSnapshot` (a VM snapshot's
+ * directory), `DownloadFile` and `CopyFile`.
  * Thin: every path is confined to an attached pool by the pool manager, the target is held
  * for the duration, and the work is done by `node/storage`. Failures are thrown as domain
  * errors; the server's middleware turns them into gRPC statuses.
@@ -19,6 +20,7 @@ import {
   type ProgressFn,
 } from "../storage/disks.ts";
 import type { PoolManager } from "../storage/pools.ts";
+import { deleteSnapshotDir } from "../storage/snapshots.ts";
 import { copyFile, downloadFile } from "../storage/transfer.ts";
 
 /** Longest gap between progress messages is the work itself; shortest is this. */
@@ -145,6 +147,13 @@ export function fileTransferService(
     async deleteDisk(req: node.DeleteDiskRequest) {
       const path = await pools.resolve(req.path ?? "", "path", { noFollow: true });
       await pools.withPaths([path], () => deleteDisk(path));
+      return {};
+    },
+
+    async deleteSnapshot(req: node.DeleteSnapshotRequest) {
+      // Strictly below a pool (never the pool itself), the directory itself (not a link's target).
+      const path = await pools.resolve(req.path ?? "", "path", { noFollow: true });
+      await pools.withPaths([path], () => deleteSnapshotDir(path));
       return {};
     },
 

@@ -229,6 +229,41 @@ Deno.test("existing disks are not overwritten; DeleteDisk, CopyFile and Download
   });
 });
 
+Deno.test("DeleteSnapshot removes a snapshot directory inside a pool, and nothing else", async () => {
+  await withNode(async ({ client, pool, outside }) => {
+    const snap = `${pool}/snapshots/vm1/s1`;
+    await Deno.mkdir(snap, { recursive: true });
+    for (const f of ["config.json", "state.json", "memory-ranges"]) {
+      await Deno.writeTextFile(`${snap}/${f}`, "{}");
+    }
+    await Deno.writeTextFile(`${pool}/disk.raw`, "x");
+    await Deno.mkdir(`${pool}/snapshots/vm1/other`);
+    await Deno.writeTextFile(`${pool}/snapshots/vm1/other/disk.raw`, "x");
+    await Deno.mkdir(`${outside}/snap`);
+    await Deno.symlink(`${outside}/snap`, `${pool}/snapshots/vm1/link`);
+    const attempts: [string, string][] = [
+      ["INVALID_ARGUMENT", pool], // the pool itself
+      ["INVALID_ARGUMENT", `${pool}/`],
+      ["INVALID_ARGUMENT", `${pool}/disk.raw`], // a file
+      ["INVALID_ARGUMENT", `${pool}/snapshots/vm1/link`], // a link, not followed
+      ["INVALID_ARGUMENT", `${pool}/snapshots/../disk.raw`],
+      ["FAILED_PRECONDITION", `${pool}/snapshots/vm1`], // holds a directory
+      ["FAILED_PRECONDITION", `${pool}/snapshots/vm1/other`], // holds a disk
+      ["FAILED_PRECONDITION", `${outside}/snap`], // outside every pool
+    ];
+    for (const [code, path] of attempts) {
+      await assert.rejects(() => client.deleteSnapshot({ path }), new RegExp(code), path);
+    }
+    assert.deepEqual(names(`${pool}/snapshots/vm1`), ["link", "other", "s1"]);
+    assert.deepEqual(names(`${outside}`), ["snap"]);
+
+    await client.deleteSnapshot({ path: snap });
+    await client.deleteSnapshot({ path: snap }); // already gone: still fine
+    assert.deepEqual(names(`${pool}/snapshots/vm1`), ["link", "other"]);
+    assert.deepEqual(names(pool), ["disk.raw", "snapshots"]);
+  });
+});
+
 Deno.test("progressOf coalesces reports and returns the operation's result", async () => {
   const seen: Progress[] = [];
   const started = Date.now();

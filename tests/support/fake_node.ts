@@ -463,6 +463,10 @@ export class FakeNode {
         this.disks.delete(req.path ?? "");
         return {};
       },
+      deleteSnapshot: async (req) => {
+        await this.#enter("deleteSnapshot", req);
+        return {};
+      },
     });
   }
 }

@@ -260,9 +260,15 @@ const snapshotGroup: GroupSpec = {
     {
       name: "delete",
       aliases: ["rm", "remove"],
-      summary: "Delete a snapshot (its files stay on the host)",
+      summary: "Delete a snapshot and its files on its host",
       args: ["vm", "snapshot"],
-      options: ACTION_OPTIONS,
+      options: {
+        force: {
+          type: "boolean",
+          help: "delete the records even when the node cannot remove the files (they stay)",
+        },
+        ...ACTION_OPTIONS,
+      },
       async run(ctx, input) {
         const client = await ctx.client();
         const id = await resolveId(client, "vm", input.args.vm!);
@@ -270,6 +276,7 @@ const snapshotGroup: GroupSpec = {
         return await runAction(ctx, input, {
           method: "DELETE",
           path: `/v1/vms/${id}/snapshots/${snap}`,
+          query: input.opts.force ? { force: "true" } : undefined,
           done: `snapshot ${input.args.snapshot} of vm ${input.args.vm} deleted`,
         });
       },

@@ -2913,6 +2913,71 @@ export namespace node {
     }
 
     /**
+     * Properties of a DeleteSnapshotRequest.
+     * @deprecated Use node.DeleteSnapshotRequest.$Properties instead.
+     */
+    interface IDeleteSnapshotRequest extends node.DeleteSnapshotRequest.$Properties {
+    }
+
+    /** Represents a DeleteSnapshotRequest. */
+    class DeleteSnapshotRequest {
+
+        /**
+         * Constructs a new DeleteSnapshotRequest.
+         * @param [p] Properties to set
+         */
+        constructor(p?: node.DeleteSnapshotRequest.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** DeleteSnapshotRequest path. */
+        path: string;
+
+        /**
+         * Creates a new DeleteSnapshotRequest instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns DeleteSnapshotRequest instance
+         */
+        static create(properties: node.DeleteSnapshotRequest.$Shape): node.DeleteSnapshotRequest & node.DeleteSnapshotRequest.$Shape;
+        static create(properties?: node.DeleteSnapshotRequest.$Properties): node.DeleteSnapshotRequest;
+
+        /**
+         * Encodes the specified DeleteSnapshotRequest message. Does not implicitly {@link node.DeleteSnapshotRequest.verify|verify} messages.
+         * @param m DeleteSnapshotRequest message or plain object to encode
+         * @param [w] Writer to encode to
+         * @returns Writer
+         */
+        static encode(m: node.DeleteSnapshotRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a DeleteSnapshotRequest message from the specified reader or buffer.
+         * @param r Reader or buffer to decode from
+         * @param [l] Message length if known beforehand
+         * @returns {node.DeleteSnapshotRequest & node.DeleteSnapshotRequest.$Shape} DeleteSnapshotRequest
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(r: ($protobuf.Reader|Uint8Array), l?: number): node.DeleteSnapshotRequest & node.DeleteSnapshotRequest.$Shape;
+    }
+
+    namespace DeleteSnapshotRequest {
+
+        /** Properties of a DeleteSnapshotRequest. */
+        interface $Properties {
+
+            /** DeleteSnapshotRequest path */
+            path?: string;
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a DeleteSnapshotRequest. */
+        type $Shape = node.DeleteSnapshotRequest.$Properties;
+    }
+
+    /**
      * Properties of an AddNetworkDeviceRequest.
      * @deprecated Use node.AddNetworkDeviceRequest.$Properties instead.
      */

@@ -310,6 +310,16 @@ export const FileTransferServiceDefinition = {
     responseDeserialize: (b: Uint8Array): google.protobuf.Empty => google.protobuf.Empty.decode(b),
     options: {},
   },
+  deleteSnapshot: {
+    path: "/node.FileTransferService/DeleteSnapshot",
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: node.DeleteSnapshotRequest.$Properties): Uint8Array => node.DeleteSnapshotRequest.encode(m).finish(),
+    requestDeserialize: (b: Uint8Array): node.DeleteSnapshotRequest => node.DeleteSnapshotRequest.decode(b),
+    responseSerialize: (m: google.protobuf.Empty.$Properties): Uint8Array => google.protobuf.Empty.encode(m).finish(),
+    responseDeserialize: (b: Uint8Array): google.protobuf.Empty => google.protobuf.Empty.decode(b),
+    options: {},
+  },
 } as const;
 
 export type FileTransferServiceDefinition = typeof FileTransferServiceDefinition;
