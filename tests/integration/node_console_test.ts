@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { ClientError, Status } from "nice-grpc";
+import { PushChannel } from "../../shared/async/channel.ts";
 import { node } from "../../shared/proto/mod.ts";
 import { waitFor } from "../support/process.ts";
 import { TestAgent } from "../support/node_agent.ts";
@@ -14,29 +15,6 @@ const decoder = new TextDecoder();
 
 function vmId(n: number): string {
   return `c0501e00-0000-4000-8000-${String(n).padStart(12, "0")}`;
-}
-
-/** A controllable request stream for AttachConsole. */
-class Inputs implements AsyncIterable<node.ConsoleInput.$Properties> {
-  #queue: node.ConsoleInput.$Properties[] = [];
-  #wake: (() => void) | null = null;
-  #ended = false;
-  push(m: node.ConsoleInput.$Properties): void {
-    this.#queue.push(m);
-    this.#wake?.();
-  }
-  end(): void {
-    this.#ended = true;
-    this.#wake?.();
-  }
-  async *[Symbol.asyncIterator]() {
-    for (;;) {
-      while (this.#queue.length) yield this.#queue.shift()!;
-      if (this.#ended) return;
-      await new Promise<void>((r) => this.#wake = r);
-      this.#wake = null;
-    }
-  }
 }
 
 Deno.test("ReadConsoleLog returns the boot log of a VM with the default (File) serial", async () => {
@@ -64,7 +42,7 @@ Deno.test("ReadConsoleLog returns the boot log of a VM with the default (File) s
   assert.match(log.content, /Command line: console=ttyS0/);
 
   // No attach without a socket serial.
-  const inputs = new Inputs();
+  const inputs = new PushChannel<node.ConsoleInput.$Properties>();
   inputs.push({ vmId: id });
   await assert.rejects(
     async () => {
@@ -97,7 +75,7 @@ Deno.test("AttachConsole on a Socket-serial VM gets the login prompt and the ech
   assert.equal(none.available, false);
   assert.equal(none.content, "");
 
-  const inputs = new Inputs();
+  const inputs = new PushChannel<node.ConsoleInput.$Properties>();
   inputs.push({ vmId: id });
   let seen = "";
   let sent = false;
