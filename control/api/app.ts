@@ -25,6 +25,7 @@ import { vmResizeRouter } from "./vm_resize.ts";
 import { eventsRouter } from "./events.ts";
 import { vmDevicesRouter } from "./vm_devices.ts";
 import { vmSnapshotsRouter } from "./vm_snapshots.ts";
+import { CONSOLE_ATTACH_PATH, vmConsoleRouter } from "./vm_console.ts";
 import { bootSourcesRouter } from "./boot_sources.ts";
 import { vmTemplatesRouter } from "./vm_templates.ts";
 import { storagePoolsRouter } from "./storage_pools.ts";
@@ -44,6 +45,7 @@ const RESOURCE_ROUTERS = [
   vmResizeRouter,
   vmDevicesRouter,
   vmSnapshotsRouter,
+  vmConsoleRouter,
   networksRouter,
   storagePoolsRouter,
   storageObjectsRouter,
@@ -70,7 +72,13 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
       },
     }),
   );
-  app.use("*", bearerAuth(deps.config.auth, { publicMetrics: deps.config.metrics.public }));
+  app.use(
+    "*",
+    bearerAuth(deps.config.auth, {
+      publicMetrics: deps.config.metrics.public,
+      queryTokenPath: CONSOLE_ATTACH_PATH,
+    }),
+  );
 
   app.route("/", healthRouter(deps));
   app.route("/", metricsRouter(deps));

@@ -11,6 +11,7 @@ import {
   Tag,
   Vcpus,
 } from "./common.ts";
+import { VM_CONSOLES } from "../domain/vm_fields.ts";
 
 /** Cloud-init documents: text up to 256 KiB each. */
 export const CloudInitText = z.string().max(256 * 1024);
@@ -61,6 +62,12 @@ export const TemplateNic = z.strictObject({
   network_id: Id,
   mtu: z.int().min(68).max(65535).nullable().optional(),
 }).openapi("TemplateNic");
+
+/** Where the VM's serial console goes (VM-only; templates do not set it). */
+export const VmConsoleMode = z.enum(VM_CONSOLES).openapi({
+  description: "Serial console: `log` (a log file on the node, GET /vms/{id}/console) or " +
+    "`socket` (interactive, GET /vms/{id}/console/attach). Default `log`.",
+});
 
 /** Same fields as a merge patch (placement keys may be null). */
 export function vmFieldsPatch() {

@@ -50,6 +50,7 @@ import {
   Hypervisor,
   Placement,
   PlacementInput,
+  VmConsoleMode,
   VmFieldsInput,
   vmFieldsPatch,
 } from "./vm_schemas.ts";
@@ -74,6 +75,7 @@ export const Vm = z.object({
   memory_hotplug_size: z.int().nullable(),
   memory_shared: z.boolean(),
   memory_hugepages: z.boolean(),
+  console: VmConsoleMode,
   cloud_init_user_data: z.string().nullable(),
   cloud_init_meta_data: z.string().nullable(),
   cloud_init_network_config: z.string().nullable(),
@@ -88,6 +90,7 @@ const NewVm = z.strictObject({
   instance_type_id: Id.optional().openapi({ description: "Sizing preset (below the request)" }),
   vm_template_id: Id.optional().openapi({ description: "Field preset (below the instance type)" }),
   ...VmFieldsInput,
+  console: VmConsoleMode.optional(),
   disks: z.array(NewDisk).max(16).optional(),
   nics: z.array(NewNic).max(16).optional().openapi({
     description: "Replaces the template's NICs when given",
@@ -97,6 +100,7 @@ const NewVm = z.strictObject({
 const VmPatch = z.strictObject({
   name: Name.optional(),
   ...vmFieldsPatch(),
+  console: VmConsoleMode.nullable().optional(),
 }).openapi("VmPatch");
 
 const ListQuery = z.object({
@@ -120,6 +124,7 @@ const FIELD_ACTION: Record<string, VmAction> = {
   memory_hotplug_size: "update_sizing",
   memory_shared: "update_sizing",
   memory_hugepages: "update_sizing",
+  console: "update_config",
   hypervisor: "update_config",
   architecture: "update_config",
   boot_mode: "update_config",
@@ -207,7 +212,8 @@ export function vmsRouter(deps: AppDeps) {
             `vm template ${input.vm_template_id} not found`,
           );
         }
-        const { disks, nics: requestNics, instance_type_id, vm_template_id, ...request } = input;
+        const { disks, nics: requestNics, instance_type_id, vm_template_id, console, ...request } =
+          input;
         const fields = resolveVmFields(
           { ...request, nics: requestNics?.map((n) => ({ network_id: n.network_id })) },
           it,
@@ -220,6 +226,7 @@ export function vmsRouter(deps: AppDeps) {
           ...vmFields,
           name: input.name,
           description: input.description ?? null,
+          console: console ?? "log",
           instance_type_id: instance_type_id ?? null,
           vm_template_id: vm_template_id ?? null,
         });
@@ -362,6 +369,8 @@ function nullValue(k: keyof VmRow, deps: AppDeps): unknown {
     case "memory_shared":
     case "memory_hugepages":
       return false;
+    case "console":
+      return "log";
     case "boot_vcpus":
     case "memory_size":
     case "name":

@@ -195,6 +195,16 @@ export class ApiClient {
     return res;
   }
 
+  /** Opens a WebSocket to an API path, with the token in the Authorization header. */
+  websocket(path: string, query: Query = {}): WebSocket {
+    const url = new URL(this.url(path, query));
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    const headers: Record<string, string> = { "user-agent": `qarax-cli/${VERSION}` };
+    if (this.#token !== undefined) headers.authorization = `Bearer ${this.#token}`;
+    // Deno's WebSocket takes headers as a second-argument option (not in the web standard).
+    return new WebSocket(url, { headers } as unknown as string[]);
+  }
+
   get<T = unknown>(path: string, query?: Query, opts: RequestOptions = {}): Promise<T> {
     return this.request<T>("GET", path, { ...opts, query }).then((a) => a.body);
   }

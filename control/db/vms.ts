@@ -4,7 +4,7 @@
  */
 import type { Db } from "./query.ts";
 import { tableQueries } from "./query.ts";
-import type { Placement } from "../domain/vm_fields.ts";
+import type { Placement, VmConsole } from "../domain/vm_fields.ts";
 import type { VmStatus } from "../domain/vm_status.ts";
 
 /** A VM row. */
@@ -28,6 +28,8 @@ export interface VmRow {
   memory_hotplug_size: number | null;
   memory_shared: boolean;
   memory_hugepages: boolean;
+  /** Where the serial console goes: a log file on the node, or an interactive socket. */
+  console: VmConsole;
   cloud_init_user_data: string | null;
   cloud_init_meta_data: string | null;
   cloud_init_network_config: string | null;
@@ -58,6 +60,7 @@ export const VM_COLUMNS = [
   "memory_hotplug_size",
   "memory_shared",
   "memory_hugepages",
+  "console",
   "cloud_init_user_data",
   "cloud_init_meta_data",
   "cloud_init_network_config",

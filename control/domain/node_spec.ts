@@ -26,6 +26,8 @@ export interface SpecVm {
   cloud_init_user_data: string | null;
   cloud_init_meta_data: string | null;
   cloud_init_network_config: string | null;
+  /** `socket` gives the VM an interactive serial socket; `log` (default) the node's log file. */
+  console?: "log" | "socket";
 }
 
 /** A disk with its file resolved on the host. */
@@ -201,6 +203,8 @@ export function buildVmConfig(
     })),
     networks,
   };
+  // The node's default serial is a log file in the VM's runtime dir; only a socket is asked for.
+  if (vm.console === "socket") config.serial = { mode: node.ConsoleMode.CONSOLE_MODE_SOCKET };
   // Static addresses reach the guest through cloud-init, so such a VM always gets a seed.
   const staticNics = networks.some((n) => n.guestIp);
   if (

@@ -196,3 +196,14 @@ Deno.test("node spec: object files are pool directory + object path", () => {
   assert.equal(objectFile("/srv/pool/", "a/b.img"), "/srv/pool/a/b.img");
   assert.equal(objectFile("/srv/pool", "b.img"), "/srv/pool/b.img");
 });
+
+Deno.test("node spec: console socket asks for a SOCKET serial; log leaves the node's file default", () => {
+  assert.equal(buildVmConfig(VM, { kernel: "/k" }, [], []).serial, undefined);
+  assert.equal(
+    buildVmConfig({ ...VM, console: "log" }, { kernel: "/k" }, [], []).serial,
+    undefined,
+  );
+  assert.deepEqual(buildVmConfig({ ...VM, console: "socket" }, { kernel: "/k" }, [], []).serial, {
+    mode: node.ConsoleMode.CONSOLE_MODE_SOCKET,
+  });
+});

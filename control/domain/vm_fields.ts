@@ -27,6 +27,10 @@ export function normalizePlacement(p: Partial<Placement> | null | undefined): Pl
   };
 }
 
+/** Where a VM's serial console goes: a log file on the node, or an interactive socket. */
+export const VM_CONSOLES = ["log", "socket"] as const;
+export type VmConsole = typeof VM_CONSOLES[number];
+
 /** A NIC a template gives to each VM made from it. */
 export interface TemplateNic {
   network_id: string;

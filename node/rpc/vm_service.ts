@@ -13,6 +13,7 @@ import { collectHostFacts } from "../info.ts";
 import type { NetworkManager } from "../net/manager.ts";
 import { bridgeName, detachSpecFromRequest, networkSpecFromRequest } from "../net/spec.ts";
 import { poolId, type PoolManager, poolSpecFromRequest } from "../storage/pools.ts";
+import { pipeSerialSocket, readConsoleLog, serialSocketOf } from "../vms/console.ts";
 import type { VmManager, VmState } from "../vms/manager.ts";
 import type { VmStatusName } from "../vms/status.ts";
 import { withUnimplemented } from "./unimplemented.ts";
@@ -160,6 +161,28 @@ export function vmService(deps: VmServiceDeps): ServiceImplementation<typeof VmS
       const out: Record<string, node.DeviceCounters.$Properties> = {};
       for (const [dev, values] of Object.entries(counters)) out[dev] = { values };
       return { counters: out };
+    },
+
+    readConsoleLog(req) {
+      return readConsoleLog(manager.serial(req.id));
+    },
+    async *attachConsole(requests: AsyncIterable<node.ConsoleInput>, context: CallContext) {
+      const it = requests[Symbol.asyncIterator]();
+      const first = await it.next();
+      if (first.done) return;
+      const id = first.value.vmId;
+      if (!id) throw InvalidArgumentError.field("vm_id", "required in the first message");
+      const socket = serialSocketOf(id, manager.serial(id));
+      // Resize messages are ignored: CH's socket serial carries bytes only, no window size.
+      async function* data(): AsyncGenerator<Uint8Array> {
+        if (!first.done && !first.value.resize) yield first.value.data;
+        for (let r = await it.next(); !r.done; r = await it.next()) {
+          if (!r.value.resize) yield r.value.data;
+        }
+      }
+      for await (const out of pipeSerialSocket(id, socket, data(), context.signal)) {
+        yield { data: out };
+      }
     },
 
     async addDiskDevice(req) {

@@ -627,6 +627,11 @@ function chConsoles(spec: VmSpec, files: HostBindings["files"]) {
   return { serial, console };
 }
 
+/** Where the serial port of `spec` goes on this host (mode and file or socket path). */
+export function serialTarget(spec: VmSpec, files: HostBindings["files"]): ch.SerialConfig {
+  return chConsoles(spec, files).serial;
+}
+
 /** The `vm.create` body for `spec` on this host. */
 export function buildChConfig(spec: VmSpec, b: HostBindings): ch.VmConfig {
   const c = spec.cpus!;

@@ -47,11 +47,12 @@ import {
   normalizeNic,
   normalizeVmConfig,
   SEED_DISK_ID,
+  serialTarget,
   specKey,
   tapIndex,
   type VmSpec,
 } from "../vmm/spec.ts";
-import type { RestoredNetConfig, VmCounters, VmInfo } from "../vmm/types.ts";
+import type { RestoredNetConfig, SerialConfig, VmCounters, VmInfo } from "../vmm/types.ts";
 import { closeFd } from "../sys/libc.ts";
 import { readBook, readSpecFile, VmInstance } from "./instance.ts";
 import { bindDisk, bindHostResources, bindNic } from "./resources.ts";
@@ -802,6 +803,12 @@ export class VmManager {
       inst.process?.release();
       inst.closeClients();
     }
+  }
+
+  /** Where the VM's serial port goes on this host (mode and file or socket path). */
+  serial(id: string): SerialConfig {
+    const inst = this.#require(id);
+    return serialTarget(inst.spec, inst.paths);
   }
 
   // ---- internals ---------------------------------------------------------------------------

@@ -3,7 +3,10 @@
  * the presented token is hashed and compared with every configured digest in constant time.
  * The matching token's name becomes the audit actor. Health, the API document and the docs
  * page stay public; `/metrics` too when `metrics.public` says so (a scraper usually carries a
- * token, so by default it follows auth like the API).
+ * token, so by default it follows auth like the API). WebSocket upgrades of the console attach
+ * route may carry the token as `?token=` instead, because browsers cannot set headers on a
+ * WebSocket; the header wins when both are present, and the token is never logged (request
+ * logs carry the path only).
  */
 import type { MiddlewareHandler } from "hono";
 import { UnauthenticatedError } from "../../../shared/errors/errors.ts";
@@ -14,6 +17,27 @@ import type { AppEnv } from "../deps.ts";
 export interface AuthOptions {
   /** `/metrics` too (config `metrics.public`). */
   publicMetrics?: boolean;
+  /** Paths whose WebSocket upgrades may carry the token as `?token=` (the console attach). */
+  queryTokenPath?: RegExp;
+}
+
+/** The token a request presents: the Authorization header, else `?token=` where allowed. */
+function presentedToken(
+  req: { header(name: string): string | undefined; query(name: string): string | undefined },
+  path: string,
+  options: AuthOptions,
+): { header: string; token: string | undefined } {
+  const header = req.header("authorization") ?? "";
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (m) return { header, token: m[1] };
+  if (
+    !header && options.queryTokenPath?.test(path) &&
+    req.header("upgrade")?.toLowerCase() === "websocket"
+  ) {
+    const q = req.query("token");
+    if (q) return { header, token: q };
+  }
+  return { header, token: undefined };
 }
 
 /** Paths that never need a token. */
@@ -44,15 +68,14 @@ export function bearerAuth(
 ): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     if (!auth.enabled || isPublicPath(c.req.path, options)) return await next();
-    const header = c.req.header("authorization") ?? "";
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!m) {
+    const { header, token } = presentedToken(c.req, c.req.path, options);
+    if (token === undefined) {
       c.header("WWW-Authenticate", 'Bearer realm="qarax"');
       throw new UnauthenticatedError(
         header ? "the Authorization header must be `Bearer <token>`" : "missing bearer token",
       );
     }
-    const digest = await sha256Hex(m[1]);
+    const digest = await sha256Hex(token);
     let name: string | undefined;
     for (const t of auth.tokens) {
       // Every digest is compared so the time taken does not reveal which one matched.

@@ -1717,6 +1717,243 @@ export namespace node {
     }
 
     /**
+     * Properties of a ConsoleLogResponse.
+     * @deprecated Use node.ConsoleLogResponse.$Properties instead.
+     */
+    interface IConsoleLogResponse extends node.ConsoleLogResponse.$Properties {
+    }
+
+    /** Represents a ConsoleLogResponse. */
+    class ConsoleLogResponse {
+
+        /**
+         * Constructs a new ConsoleLogResponse.
+         * @param [p] Properties to set
+         */
+        constructor(p?: node.ConsoleLogResponse.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** ConsoleLogResponse content. */
+        content: string;
+
+        /** ConsoleLogResponse available. */
+        available: boolean;
+
+        /**
+         * Creates a new ConsoleLogResponse instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns ConsoleLogResponse instance
+         */
+        static create(properties: node.ConsoleLogResponse.$Shape): node.ConsoleLogResponse & node.ConsoleLogResponse.$Shape;
+        static create(properties?: node.ConsoleLogResponse.$Properties): node.ConsoleLogResponse;
+
+        /**
+         * Encodes the specified ConsoleLogResponse message. Does not implicitly {@link node.ConsoleLogResponse.verify|verify} messages.
+         * @param m ConsoleLogResponse message or plain object to encode
+         * @param [w] Writer to encode to
+         * @returns Writer
+         */
+        static encode(m: node.ConsoleLogResponse.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a ConsoleLogResponse message from the specified reader or buffer.
+         * @param r Reader or buffer to decode from
+         * @param [l] Message length if known beforehand
+         * @returns {node.ConsoleLogResponse & node.ConsoleLogResponse.$Shape} ConsoleLogResponse
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(r: ($protobuf.Reader|Uint8Array), l?: number): node.ConsoleLogResponse & node.ConsoleLogResponse.$Shape;
+    }
+
+    namespace ConsoleLogResponse {
+
+        /** Properties of a ConsoleLogResponse. */
+        interface $Properties {
+
+            /** ConsoleLogResponse content */
+            content?: string;
+
+            /** ConsoleLogResponse available */
+            available?: boolean;
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a ConsoleLogResponse. */
+        type $Shape = node.ConsoleLogResponse.$Properties;
+    }
+
+    /**
+     * Properties of a ConsoleInput.
+     * @deprecated Use node.ConsoleInput.$Properties instead.
+     */
+    interface IConsoleInput extends node.ConsoleInput.$Properties {
+    }
+
+    /** Represents a ConsoleInput. */
+    class ConsoleInput {
+
+        /**
+         * Constructs a new ConsoleInput.
+         * @param [p] Properties to set
+         */
+        constructor(p?: node.ConsoleInput.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** ConsoleInput vmId. */
+        vmId: string;
+
+        /** ConsoleInput data. */
+        data: Uint8Array;
+
+        /** ConsoleInput resize. */
+        resize: boolean;
+
+        /** ConsoleInput rows. */
+        rows: number;
+
+        /** ConsoleInput cols. */
+        cols: number;
+
+        /**
+         * Creates a new ConsoleInput instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns ConsoleInput instance
+         */
+        static create(properties: node.ConsoleInput.$Shape): node.ConsoleInput & node.ConsoleInput.$Shape;
+        static create(properties?: node.ConsoleInput.$Properties): node.ConsoleInput;
+
+        /**
+         * Encodes the specified ConsoleInput message. Does not implicitly {@link node.ConsoleInput.verify|verify} messages.
+         * @param m ConsoleInput message or plain object to encode
+         * @param [w] Writer to encode to
+         * @returns Writer
+         */
+        static encode(m: node.ConsoleInput.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a ConsoleInput message from the specified reader or buffer.
+         * @param r Reader or buffer to decode from
+         * @param [l] Message length if known beforehand
+         * @returns {node.ConsoleInput & node.ConsoleInput.$Shape} ConsoleInput
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(r: ($protobuf.Reader|Uint8Array), l?: number): node.ConsoleInput & node.ConsoleInput.$Shape;
+    }
+
+    namespace ConsoleInput {
+
+        /** Properties of a ConsoleInput. */
+        interface $Properties {
+
+            /** ConsoleInput vmId */
+            vmId?: string;
+
+            /** ConsoleInput data */
+            data?: Uint8Array;
+
+            /** ConsoleInput resize */
+            resize?: boolean;
+
+            /** ConsoleInput rows */
+            rows?: number;
+
+            /** ConsoleInput cols */
+            cols?: number;
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a ConsoleInput. */
+        type $Shape = node.ConsoleInput.$Properties;
+    }
+
+    /**
+     * Properties of a ConsoleOutput.
+     * @deprecated Use node.ConsoleOutput.$Properties instead.
+     */
+    interface IConsoleOutput extends node.ConsoleOutput.$Properties {
+    }
+
+    /** Represents a ConsoleOutput. */
+    class ConsoleOutput {
+
+        /**
+         * Constructs a new ConsoleOutput.
+         * @param [p] Properties to set
+         */
+        constructor(p?: node.ConsoleOutput.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** ConsoleOutput data. */
+        data: Uint8Array;
+
+        /** ConsoleOutput error. */
+        error: boolean;
+
+        /** ConsoleOutput errorMessage. */
+        errorMessage: string;
+
+        /**
+         * Creates a new ConsoleOutput instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns ConsoleOutput instance
+         */
+        static create(properties: node.ConsoleOutput.$Shape): node.ConsoleOutput & node.ConsoleOutput.$Shape;
+        static create(properties?: node.ConsoleOutput.$Properties): node.ConsoleOutput;
+
+        /**
+         * Encodes the specified ConsoleOutput message. Does not implicitly {@link node.ConsoleOutput.verify|verify} messages.
+         * @param m ConsoleOutput message or plain object to encode
+         * @param [w] Writer to encode to
+         * @returns Writer
+         */
+        static encode(m: node.ConsoleOutput.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a ConsoleOutput message from the specified reader or buffer.
+         * @param r Reader or buffer to decode from
+         * @param [l] Message length if known beforehand
+         * @returns {node.ConsoleOutput & node.ConsoleOutput.$Shape} ConsoleOutput
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(r: ($protobuf.Reader|Uint8Array), l?: number): node.ConsoleOutput & node.ConsoleOutput.$Shape;
+    }
+
+    namespace ConsoleOutput {
+
+        /** Properties of a ConsoleOutput. */
+        interface $Properties {
+
+            /** ConsoleOutput data */
+            data?: Uint8Array;
+
+            /** ConsoleOutput error */
+            error?: boolean;
+
+            /** ConsoleOutput errorMessage */
+            errorMessage?: string;
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a ConsoleOutput. */
+        type $Shape = node.ConsoleOutput.$Properties;
+    }
+
+    /**
      * Properties of a RngConfig.
      * @deprecated Use node.RngConfig.$Properties instead.
      */
