@@ -129,6 +129,22 @@ Deno.test("auth: bearer tokens, public paths, actor in the audit log", async (t)
     const logs = await api.get(`/v1/audit-logs?resource_id=${res.body.id}`, auth);
     assert.equal(logs.body.items[0].actor, "ops");
   });
+
+  await t.step(
+    "?token= counts only on a console attach WebSocket upgrade, and is not logged",
+    async () => {
+      const upgrade = { upgrade: "websocket", connection: "Upgrade" };
+      const vm = crypto.randomUUID();
+      const attach = `/v1/vms/${vm}/console/attach?token=${secret}`;
+      // Authenticated: the route itself answers (the VM does not exist).
+      assert.equal((await api.get(attach, upgrade)).status, 404);
+      assert.equal((await api.get(`/v1/vms/${vm}/console/attach?token=nope`, upgrade)).status, 401);
+      assert.equal((await api.get(attach)).status, 401, "not an upgrade");
+      assert.equal((await api.get(`/v1/hosts?token=${secret}`, upgrade)).status, 401, "other path");
+      assert.equal((await api.get(`/v1/vms/${vm}?token=${secret}`, upgrade)).status, 401);
+      assert.ok(!api.logs.some((l) => l.includes(secret)), "the token reached a log line");
+    },
+  );
 });
 
 Deno.test("auth off: the actor is anonymous", async () => {
