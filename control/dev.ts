@@ -8,7 +8,7 @@
  * and the next start adopts them.
  */
 import { parseArgs } from "node:util";
-import { loadControlConfig } from "../shared/config/load.ts";
+import { ConfigError, loadControlConfig } from "../shared/config/load.ts";
 import { Logger, setLogger } from "../shared/log/logger.ts";
 import { startServer } from "./server.ts";
 
@@ -18,7 +18,7 @@ const EMULATOR = `${ROOT}node/emulator/cloud-hypervisor`;
 const { values: flags } = parseArgs({
   args: Deno.args,
   options: {
-    port: { type: "string", default: "8000" },
+    port: { type: "string" },
     "node-port": { type: "string", default: "50051" },
     "data-dir": { type: "string", default: ".data" },
     "log-level": { type: "string", default: "warn" },
@@ -27,7 +27,8 @@ const { values: flags } = parseArgs({
 });
 if (flags.help) {
   console.log(`Usage: deno task start [--port 8000] [--node-port 50051] [--data-dir .data]
-  Runs the control plane (embedded database) and a local node agent; prints how to use them.`);
+  Runs the control plane (embedded database) and a local node agent; prints how to use them.
+  Without --port the API port is PORT or QARAX_APPLICATION__PORT when set, else 8000.`);
   Deno.exit(0);
 }
 
@@ -96,7 +97,17 @@ async function main() {
   const poolDir = `${dataDir}/pool`;
   await Deno.mkdir(nodeDir, { recursive: true });
   await Deno.mkdir(poolDir, { recursive: true });
-  const apiPort = Number(flags.port);
+  // --port wins; without it the configuration decides (PORT, QARAX_APPLICATION__PORT, 8000).
+  const { config: base } = loadControlConfig({
+    flags: [
+      { path: "application.data_dir", value: dataDir, flag: "--data-dir" },
+      ...(flags.port === undefined
+        ? []
+        : [{ path: "application.port", value: flags.port, flag: "--port" }]),
+      { path: "log.level", value: flags["log-level"]!, flag: "--log-level" },
+    ],
+  });
+  const apiPort = base.application.port;
   const nodePort = Number(flags["node-port"]);
   for (const [what, port] of [["API", apiPort], ["node agent", nodePort]] as const) {
     if (!portFree(port)) {
@@ -108,13 +119,6 @@ async function main() {
     }
   }
 
-  const { config: base } = loadControlConfig({
-    flags: [
-      { path: "application.data_dir", value: dataDir, flag: "--data-dir" },
-      { path: "application.port", value: String(apiPort), flag: "--port" },
-      { path: "log.level", value: flags["log-level"]!, flag: "--log-level" },
-    ],
-  });
   const realCh = findCloudHypervisor(
     Deno.env.get("CLOUD_HYPERVISOR") ?? "/usr/local/bin/cloud-hypervisor",
   );
@@ -259,4 +263,10 @@ Watch events: curl -N ${url}/v1/events    Ctrl-C stops qarax (VMs keep running).
   }
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) {
+  await main().catch((err) => {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`qarax: ${err.message}`);
+    Deno.exit(78);
+  });
+}

@@ -79,6 +79,12 @@ function title(noun: string): string {
   return noun.replace(/\bvm(s?)\b/g, "VM$1");
 }
 
+/** "a VM", "an instance type": the noun with its indefinite article. */
+export function aNoun(noun: string): string {
+  const t = title(noun);
+  return `${/^[aeiou]/i.test(t) ? "an" : "a"} ${t}`;
+}
+
 /** `vm web-1` style label for messages. */
 export function label(kind: KindName, obj: { name?: unknown; id?: unknown }): string {
   return `${KINDS[kind].noun} ${obj.name ?? obj.id}`;
@@ -156,7 +162,7 @@ export function createCommand<T extends { id: string; name?: string }>(
   const { build, after, options, fieldFlags, verb = "created", ...spec } = extra;
   return {
     name: "create",
-    summary: `Create a ${title(KINDS[def.kind].noun)}`,
+    summary: `Create ${aNoun(KINDS[def.kind].noun)}`,
     args: ["name"],
     options: { ...fieldOptions(def.fields, "create"), ...options },
     fieldFlags: { ...flagsOf(def.fields), name: "<name>", ...fieldFlags },

@@ -340,3 +340,19 @@ Deno.test("pinned.sh downloads, checks sha256 sums, and refuses unset or wrong o
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+// ---- deployments/README.md wrapper scripts ------------------------------------------------
+
+Deno.test("deployments README: the bundle wrappers use exactly permissions.ts's flags", async () => {
+  const { permissionFlags } = await import("../../deployments/permissions.ts");
+  const text = await Deno.readTextFile(`${DEPLOY}/README.md`);
+  for (const binary of ["qarax", "qarax-node"] as const) {
+    const m = new RegExp(`cat > /usr/(?:local/)?bin/${binary} <<'EOF'\\n([\\s\\S]*?)\\nEOF`)
+      .exec(text);
+    assert.ok(m, `no wrapper for ${binary}`);
+    const words = m[1].replaceAll("\\\n", " ").split(/\s+/);
+    const flags = words.filter((w) => w.startsWith("--allow-"));
+    assert.deepEqual(flags.sort(), [...permissionFlags(binary)].sort(), binary);
+    assert.ok(words.includes(`/usr/local/lib/qarax/${binary}.js`), binary);
+  }
+});

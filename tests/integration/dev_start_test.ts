@@ -79,3 +79,36 @@ Deno.test({
     }
   },
 });
+
+/** Runs `control/dev.ts` with extra env until it exits; cheap cases stop before any agent. */
+async function startWithEnv(env: Record<string, string>, dir: string) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}control/dev.ts`, "--data-dir", `${dir}/data`],
+    env: { NO_COLOR: "1", ...env },
+    cwd: dir,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  return { code: out.code, text };
+}
+
+Deno.test("deno task start: PORT picks the API port when --port is not given", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "qx-start-env-" });
+  const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const port = (busy.addr as Deno.NetAddr).port;
+    const r = await startWithEnv({ PORT: String(port) }, dir);
+    assert.equal(r.code, 1, r.text);
+    assert.match(r.text, new RegExp(`port ${port} \\(API\\) is in use`));
+    const bad = await startWithEnv({ PORT: "eighty" }, dir);
+    assert.equal(bad.code, 78, bad.text);
+    assert.match(
+      bad.text,
+      /^qarax: invalid configuration: application\.port = "eighty" \(from env PORT\)/m,
+    );
+  } finally {
+    busy.close();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
