@@ -146,6 +146,40 @@ export function resolveVmFields(
   };
 }
 
+/** The fields of an existing VM that a template keeps (with `resolveVmFields`, they give them back). */
+export type VmReusableFields = Omit<ResolvedVmFields, "nics" | "architecture"> & {
+  architecture: string | null;
+};
+
+/**
+ * The template fields that recreate VM `vm`: its reusable fields and one template NIC per NIC
+ * (network and MTU; addresses and MACs are per VM). Identity, host and status are not copied.
+ */
+export function templateFieldsOf(
+  vm: VmReusableFields,
+  nics: readonly TemplateNic[],
+): Required<Omit<VmFieldSet, "placement">> & { placement: Placement; nics: TemplateNic[] } {
+  return {
+    hypervisor: vm.hypervisor,
+    architecture: vm.architecture,
+    boot_mode: vm.boot_mode,
+    boot_source_id: vm.boot_source_id,
+    boot_vcpus: vm.boot_vcpus,
+    max_vcpus: vm.max_vcpus,
+    memory_size: vm.memory_size,
+    memory_hotplug_size: vm.memory_hotplug_size,
+    memory_shared: vm.memory_shared,
+    memory_hugepages: vm.memory_hugepages,
+    cloud_init_user_data: vm.cloud_init_user_data,
+    cloud_init_meta_data: vm.cloud_init_meta_data,
+    cloud_init_network_config: vm.cloud_init_network_config,
+    placement: normalizePlacement(vm.placement),
+    tags: [...vm.tags],
+    config: structuredClone(vm.config),
+    nics: nics.map((n) => ({ network_id: n.network_id, mtu: n.mtu ?? null })),
+  };
+}
+
 /** Checks that a boot source fits the VM's boot mode. */
 export function checkBootSource(
   bootMode: "kernel" | "firmware",
