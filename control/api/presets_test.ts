@@ -99,6 +99,38 @@ Deno.test("boot sources and VM templates", async (t) => {
     assert.equal((await api.get(`/v1/vms/${vm.id}`)).body.vm_template_id, null);
   });
 
+  await t.step("console: request > template > log", async () => {
+    const tpl = await api.create("/v1/vm-templates", { name: "sock", console: "socket" });
+    assert.equal(tpl.console, "socket");
+    const plain = await api.create("/v1/vm-templates", { name: "plain" });
+    assert.equal(plain.console, null);
+    const it = await api.create("/v1/instance-types", {
+      name: "tiny",
+      boot_vcpus: 1,
+      memory_size: GiB,
+    });
+    const vm = (body: Record<string, unknown>) => api.create("/v1/vms", body);
+    assert.equal((await vm({ name: "c1", vm_template_id: tpl.id })).console, "socket");
+    assert.equal(
+      (await vm({ name: "c2", vm_template_id: tpl.id, instance_type_id: it.id })).console,
+      "socket",
+    );
+    assert.equal((await vm({ name: "c3", vm_template_id: tpl.id, console: "log" })).console, "log");
+    assert.equal(
+      (await vm({ name: "c4", vm_template_id: tpl.id, console: null })).console,
+      "socket",
+    );
+    assert.equal((await vm({ name: "c5", vm_template_id: plain.id })).console, "log");
+    assert.equal((await vm({ name: "c6" })).console, "log");
+    const p = await api.patch(`/v1/vm-templates/${tpl.id}`, { console: null });
+    assert.equal(p.status, 200, JSON.stringify(p.body));
+    assert.equal(p.body.console, null);
+    assert.equal((await vm({ name: "c7", vm_template_id: tpl.id })).console, "log");
+    const bad = await api.post("/v1/vm-templates", { name: "bad", console: "tty" });
+    assert.equal(bad.status, 422);
+    assert.deepEqual(fieldsOf(bad), ["console"]);
+  });
+
   await t.step("template validation", async () => {
     const efi = await api.create("/v1/boot-sources", { name: "efi2", firmware_image_id: fw.id });
     const cases: [Record<string, unknown>, string][] = [
@@ -143,6 +175,7 @@ Deno.test("POST /vms/{id}/template copies a VM's reusable fields", async (t) => 
     memory_size: 2 * GiB,
     memory_hotplug_size: GiB,
     memory_shared: true,
+    console: "socket",
     boot_mode: "kernel",
     boot_source_id: boot.id,
     cloud_init_user_data: "#cloud-config\n",
@@ -163,6 +196,7 @@ Deno.test("POST /vms/{id}/template copies a VM's reusable fields", async (t) => 
     "memory_hotplug_size",
     "memory_shared",
     "memory_hugepages",
+    "console",
     "cloud_init_user_data",
     "cloud_init_meta_data",
     "cloud_init_network_config",

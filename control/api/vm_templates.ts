@@ -33,6 +33,7 @@ import {
   Hypervisor,
   PlacementInput,
   TemplateNic,
+  VmConsoleMode,
   VmFieldsInput,
   vmFieldsPatch,
 } from "./vm_schemas.ts";
@@ -51,6 +52,7 @@ export const VmTemplate = z.object({
   memory_hotplug_size: z.int().nullable(),
   memory_shared: z.boolean().nullable(),
   memory_hugepages: z.boolean().nullable(),
+  console: VmConsoleMode.nullable(),
   cloud_init_user_data: z.string().nullable(),
   cloud_init_meta_data: z.string().nullable(),
   cloud_init_network_config: z.string().nullable(),

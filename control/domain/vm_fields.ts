@@ -1,6 +1,7 @@
 /**
  * Resolution of a new VM's fields, pure: each field comes from the request, else the instance
- * type (sizing and architecture), else the template, else the server's `vm_defaults`; then the
+ * type (sizing and architecture), else the template, else the server's `vm_defaults` (the
+ * console: `log`); then the
  * combination is checked (max_vcpus ≥ boot_vcpus, boot source matching the boot mode).
  */
 import { InvalidArgumentError } from "../../shared/errors/errors.ts";
@@ -53,6 +54,7 @@ export interface VmFieldSet extends SizingFields {
   hypervisor?: "cloud_hv" | null;
   boot_mode?: "kernel" | "firmware" | null;
   boot_source_id?: string | null;
+  console?: VmConsole | null;
   cloud_init_user_data?: string | null;
   cloud_init_meta_data?: string | null;
   cloud_init_network_config?: string | null;
@@ -83,6 +85,7 @@ export interface ResolvedVmFields {
   memory_hotplug_size: number | null;
   memory_shared: boolean;
   memory_hugepages: boolean;
+  console: VmConsole;
   cloud_init_user_data: string | null;
   cloud_init_meta_data: string | null;
   cloud_init_network_config: string | null;
@@ -135,6 +138,8 @@ export function resolveVmFields(
     memory_hotplug_size: pick("memory_hotplug_size", ...sized) ?? null,
     memory_shared: pick("memory_shared", ...sized) ?? false,
     memory_hugepages: pick("memory_hugepages", ...sized) ?? false,
+    // Instance types are sizing only, so the console comes from the request or the template.
+    console: pick("console", request, template) ?? "log",
     cloud_init_user_data: pick("cloud_init_user_data", request, template) ?? null,
     cloud_init_meta_data: pick("cloud_init_meta_data", request, template) ?? null,
     cloud_init_network_config: pick("cloud_init_network_config", request, template) ?? null,
@@ -170,6 +175,7 @@ export function templateFieldsOf(
     memory_hotplug_size: vm.memory_hotplug_size,
     memory_shared: vm.memory_shared,
     memory_hugepages: vm.memory_hugepages,
+    console: vm.console,
     cloud_init_user_data: vm.cloud_init_user_data,
     cloud_init_meta_data: vm.cloud_init_meta_data,
     cloud_init_network_config: vm.cloud_init_network_config,

@@ -72,13 +72,6 @@ const FIELDS: Field[] = [
   },
   ...GUEST_FIELDS,
   {
-    flag: "console",
-    path: "console",
-    type: "string",
-    value: "MODE",
-    help: "serial console: log (default; read with vm console) | socket (vm attach)",
-  },
-  {
     flag: "reservation-class",
     path: "placement.reservation_class",
     type: "string",
