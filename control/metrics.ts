@@ -1,7 +1,7 @@
 /**
  * The control plane's Prometheus metrics: what this process counts as it runs (HTTP requests
  * by route pattern, method and status with their latency; jobs it finished by type and
- * outcome) and what the database says at scrape time (VMs and hosts by status, jobs by type
+ * outcome, with how long they ran) and what the database says at scrape time (VMs and hosts by status, jobs by type
  * and status). Counters are per process; the database gauges are cluster-wide, so every
  * control-plane process reports the same values for them.
  */
@@ -16,6 +16,30 @@ import { VM_STATUSES } from "./domain/vm_status.ts";
 
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 
+/** Job duration buckets in seconds: 100 ms to 1 h (a VM start is seconds, a download minutes). */
+export const JOB_DURATION_BUCKETS: readonly number[] = [
+  0.1,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+  30,
+  60,
+  120,
+  300,
+  600,
+  1800,
+  3600,
+];
+
+/** What a finished job tells the metrics (its row after the finish). */
+export interface FinishedJob {
+  type: string;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
 /** Route label of requests no route matched (keeps unknown paths out of the label values). */
 export const UNMATCHED_ROUTE = "unmatched";
 
@@ -25,6 +49,7 @@ export class ControlMetrics {
   readonly httpRequests;
   readonly httpDuration;
   readonly jobsFinished;
+  readonly jobDuration;
   readonly jobRetries;
 
   constructor(sql: Sql, log: Logger) {
@@ -52,6 +77,13 @@ export class ControlMetrics {
       "qarax_jobs_finished_total",
       "Jobs this process finished, by type and outcome (succeeded | failed | cancelled).",
       ["type", "outcome"],
+    );
+    this.jobDuration = r.histogram(
+      "qarax_job_duration_seconds",
+      "Time from a job's first start to its end, by type and outcome (jobs this process " +
+        "finished; jobs cancelled before they ever ran are not observed).",
+      ["type", "outcome"],
+      JOB_DURATION_BUCKETS,
     );
     this.jobRetries = r.counter(
       "qarax_job_retries_total",
@@ -93,6 +125,18 @@ export class ControlMetrics {
     const m = METHODS.has(method) ? method : "other";
     this.httpRequests.inc({ route, method: m, status: String(status) });
     this.httpDuration.observe({ route, method: m }, seconds);
+  }
+
+  /**
+   * Counts a job this process ended as `outcome` and observes its duration, from its first
+   * start to its end (database clock); a job that never started has no duration.
+   */
+  observeJobFinished(job: FinishedJob, outcome: "succeeded" | "failed" | "cancelled"): void {
+    this.jobsFinished.inc({ type: job.type, outcome });
+    if (job.started_at && job.finished_at) {
+      const seconds = (job.finished_at.getTime() - job.started_at.getTime()) / 1000;
+      this.jobDuration.observe({ type: job.type, outcome }, Math.max(0, seconds));
+    }
   }
 
   /** The scrape answer body. */

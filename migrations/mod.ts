@@ -9,6 +9,7 @@ import m0004 from "./0004_job_cancel.sql" with { type: "text" };
 import m0005 from "./0005_local_object_host.sql" with { type: "text" };
 import m0006 from "./0006_vm_snapshots.sql" with { type: "text" };
 import m0007 from "./0007_vm_console.sql" with { type: "text" };
+import m0008 from "./0008_vm_template_console.sql" with { type: "text" };
 
 /** A migration: its file name and SQL text. */
 export interface Migration {
@@ -25,4 +26,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { name: "0005_local_object_host.sql", sql: m0005 },
   { name: "0006_vm_snapshots.sql", sql: m0006 },
   { name: "0007_vm_console.sql", sql: m0007 },
+  { name: "0008_vm_template_console.sql", sql: m0008 },
 ];

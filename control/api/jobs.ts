@@ -252,7 +252,7 @@ export function jobsRouter(deps: AppDeps) {
         });
         return out;
       });
-      if (ended) deps.metrics.jobsFinished.inc({ type: job.type, outcome: "cancelled" });
+      if (ended) deps.metrics.observeJobFinished(job, "cancelled");
       return c.json(withEtag(c, job), requested ? 202 : 200);
     },
   );

@@ -68,11 +68,45 @@ Deno.test("/metrics counts requests by route pattern, VMs and hosts by status, f
     valueOf(after, "qarax_jobs_finished_total", { type: "vm_start", outcome: "failed" }),
     1,
   );
+  const jd = "qarax_job_duration_seconds";
+  const jobLabels = { type: "vm_start", outcome: "failed" };
+  assert.equal(valueOf(after, `${jd}_count`, jobLabels), 1);
+  assert.equal(valueOf(after, `${jd}_bucket`, { ...jobLabels, le: "+Inf" }), 1);
+  assert.equal(valueOf(after, `${jd}_bucket`, { ...jobLabels, le: "3600" }), 1);
+  assert.ok(valueOf(after, `${jd}_sum`, jobLabels) >= 0);
   assert.equal(valueOf(after, "qarax_jobs", { type: "vm_start", status: "failed" }), 1);
   assert.equal(valueOf(after, "qarax_jobs", { type: "vm_stop", status: "pending" }), 0);
 
   const doc = (await api.get("/openapi.json")).body;
   assert.ok(doc.paths["/metrics"].get, "documented with the health routes");
+});
+
+Deno.test("job durations: first start to end, in job-sized buckets; never-started jobs only counted", async () => {
+  await using api = await createTestApi();
+  const m = api.deps.metrics;
+  const at = (s: number) => new Date(Date.UTC(2026, 0, 1) + s * 1000);
+  m.observeJobFinished(
+    { type: "disk_create", started_at: at(0), finished_at: at(90) },
+    "succeeded",
+  );
+  m.observeJobFinished(
+    { type: "disk_create", started_at: at(0), finished_at: at(0.2) },
+    "succeeded",
+  );
+  m.observeJobFinished({ type: "vm_start", started_at: null, finished_at: at(1) }, "cancelled");
+  const s = await scrape(api);
+  const jd = "qarax_job_duration_seconds";
+  const ok = { type: "disk_create", outcome: "succeeded" };
+  assert.equal(valueOf(s, `${jd}_count`, ok), 2);
+  assert.equal(valueOf(s, `${jd}_sum`, ok), 90.2);
+  assert.equal(valueOf(s, `${jd}_bucket`, { ...ok, le: "0.1" }), 0);
+  assert.equal(valueOf(s, `${jd}_bucket`, { ...ok, le: "0.5" }), 1);
+  assert.equal(valueOf(s, `${jd}_bucket`, { ...ok, le: "60" }), 1);
+  assert.equal(valueOf(s, `${jd}_bucket`, { ...ok, le: "120" }), 2);
+  assert.equal(valueOf(s, `${jd}_bucket`, { ...ok, le: "3600" }), 2);
+  const never = { type: "vm_start", outcome: "cancelled" };
+  assert.equal(valueOf(s, "qarax_jobs_finished_total", never), 1);
+  assert.ok(![...s.keys()].some((k) => k.startsWith(`${jd}_count{type="vm_start"`)));
 });
 
 Deno.test("/metrics follows auth unless metrics.public", async (t) => {

@@ -63,10 +63,10 @@ export const TemplateNic = z.strictObject({
   mtu: z.int().min(68).max(65535).nullable().optional(),
 }).openapi("TemplateNic");
 
-/** Where the VM's serial console goes (VM-only; templates do not set it). */
+/** Where the VM's serial console goes (a VM's own, else its template's, else `log`). */
 export const VmConsoleMode = z.enum(VM_CONSOLES).openapi({
   description: "Serial console: `log` (a log file on the node, GET /vms/{id}/console) or " +
-    "`socket` (interactive, GET /vms/{id}/console/attach). Default `log`.",
+    "`socket` (interactive, GET /vms/{id}/console/attach). Default: the template's, else `log`.",
 });
 
 /** Same fields as a merge patch (placement keys may be null). */
@@ -87,6 +87,7 @@ export const VmFieldsInput = {
   memory_hotplug_size: HotplugSize.nullable().optional(),
   memory_shared: z.boolean().nullable().optional(),
   memory_hugepages: z.boolean().nullable().optional(),
+  console: VmConsoleMode.nullable().optional(),
   cloud_init_user_data: CloudInitText.nullable().optional(),
   cloud_init_meta_data: CloudInitText.nullable().optional(),
   cloud_init_network_config: CloudInitText.nullable().optional(),

@@ -1,21 +1,31 @@
-/** `/v1/vm-templates`: reusable VM fields (boot, sizing, cloud-init, placement, NICs). */
-import { OpenAPIHono, z } from "@hono/zod-openapi";
-import { InvalidArgumentError } from "../../shared/errors/errors.ts";
+/**
+ * `/v1/vm-templates`: reusable VM fields (boot, sizing, cloud-init, placement, NICs), and
+ * `POST /v1/vms/{id}/template`, which makes a template from an existing VM.
+ */
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { InvalidArgumentError, NotFoundError } from "../../shared/errors/errors.ts";
 import { bootSources } from "../db/boot_sources.ts";
+import { listNics } from "../db/network_interfaces.ts";
 import { networks } from "../db/networks.ts";
 import { type Db, equalTo } from "../db/query.ts";
 import { type VmTemplateRow, vmTemplates } from "../db/vm_templates.ts";
-import { checkBootSource } from "../domain/vm_fields.ts";
+import { vms } from "../db/vms.ts";
+import { checkBootSource, templateFieldsOf } from "../domain/vm_fields.ts";
 import {
+  body,
   checkVcpus,
+  Description,
+  errors,
   Id,
+  IdParams,
+  json,
   mergePatch,
   Name,
   PageQuery,
   Timestamp,
   validationHook,
 } from "./common.ts";
-import { deleteRoute, getRoute, listRoute, patchRoute, postRoute } from "./crud.ts";
+import { createResource, deleteRoute, getRoute, listRoute, patchRoute, postRoute } from "./crud.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
 import {
   BootMode,
@@ -23,6 +33,7 @@ import {
   Hypervisor,
   PlacementInput,
   TemplateNic,
+  VmConsoleMode,
   VmFieldsInput,
   vmFieldsPatch,
 } from "./vm_schemas.ts";
@@ -41,6 +52,7 @@ export const VmTemplate = z.object({
   memory_hotplug_size: z.int().nullable(),
   memory_shared: z.boolean().nullable(),
   memory_hugepages: z.boolean().nullable(),
+  console: VmConsoleMode.nullable(),
   cloud_init_user_data: z.string().nullable(),
   cloud_init_meta_data: z.string().nullable(),
   cloud_init_network_config: z.string().nullable(),
@@ -63,6 +75,11 @@ const VmTemplatePatch = z.strictObject({
   ...vmFieldsPatch(),
   nics: z.array(TemplateNic).max(16).nullable().optional(),
 }).openapi("VmTemplatePatch");
+
+const NewVmTemplateFromVm = z.strictObject({
+  name: Name,
+  description: Description.nullable().optional(),
+}).openapi("NewVmTemplateFromVm");
 
 const ListQuery = z.object({ ...PageQuery, name: z.string().optional() });
 const tags = ["vm-templates"];
@@ -162,6 +179,39 @@ export function vmTemplatesRouter(deps: AppDeps) {
       return vmTemplates.update(tx, id, fields);
     },
   });
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/vms/{id}/template",
+      tags,
+      summary: "Create a VM template from a VM",
+      description: "Copies the VM's reusable fields (hypervisor, architecture, boot mode and " +
+        "source, sizing, console, cloud-init, placement, tags, config) and one template NIC " +
+        "per NIC (network and MTU). Ids, host, status, disks, addresses and MACs are not copied.",
+      request: { params: IdParams, body: body(NewVmTemplateFromVm) },
+      responses: { 201: json(VmTemplate, "The template", true), ...errors(400, 404, 409, 422) },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const input = c.req.valid("json");
+      const row = await createResource(c, deps, {
+        resourceType: RT,
+        collection: "/v1/vm-templates",
+        insert: async (tx) => {
+          const vm = await vms.get(tx, id);
+          if (!vm) throw NotFoundError.of("vm", id);
+          return vmTemplates.insert(tx, {
+            ...templateFieldsOf(vm, await listNics(tx, id)),
+            name: input.name,
+            description: input.description ?? null,
+          });
+        },
+        summary: (t) => ({ name: t.name, vm_id: id }),
+      });
+      return c.json(row, 201);
+    },
+  );
 
   deleteRoute(app, deps, {
     path: "/vm-templates/{id}",

@@ -90,7 +90,6 @@ const NewVm = z.strictObject({
   instance_type_id: Id.optional().openapi({ description: "Sizing preset (below the request)" }),
   vm_template_id: Id.optional().openapi({ description: "Field preset (below the instance type)" }),
   ...VmFieldsInput,
-  console: VmConsoleMode.optional(),
   disks: z.array(NewDisk).max(16).optional(),
   nics: z.array(NewNic).max(16).optional().openapi({
     description: "Replaces the template's NICs when given",
@@ -100,7 +99,6 @@ const NewVm = z.strictObject({
 const VmPatch = z.strictObject({
   name: Name.optional(),
   ...vmFieldsPatch(),
-  console: VmConsoleMode.nullable().optional(),
 }).openapi("VmPatch");
 
 const ListQuery = z.object({
@@ -212,8 +210,7 @@ export function vmsRouter(deps: AppDeps) {
             `vm template ${input.vm_template_id} not found`,
           );
         }
-        const { disks, nics: requestNics, instance_type_id, vm_template_id, console, ...request } =
-          input;
+        const { disks, nics: requestNics, instance_type_id, vm_template_id, ...request } = input;
         const fields = resolveVmFields(
           { ...request, nics: requestNics?.map((n) => ({ network_id: n.network_id })) },
           it,
@@ -226,7 +223,6 @@ export function vmsRouter(deps: AppDeps) {
           ...vmFields,
           name: input.name,
           description: input.description ?? null,
-          console: console ?? "log",
           instance_type_id: instance_type_id ?? null,
           vm_template_id: vm_template_id ?? null,
         });

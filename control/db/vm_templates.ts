@@ -1,6 +1,6 @@
 /** Queries of `vm_templates`. */
 import { tableQueries } from "./query.ts";
-import type { Placement, TemplateNic } from "../domain/vm_fields.ts";
+import type { Placement, TemplateNic, VmConsole } from "../domain/vm_fields.ts";
 
 /** A VM template row. */
 export interface VmTemplateRow {
@@ -17,6 +17,7 @@ export interface VmTemplateRow {
   memory_hotplug_size: number | null;
   memory_shared: boolean | null;
   memory_hugepages: boolean | null;
+  console: VmConsole | null;
   cloud_init_user_data: string | null;
   cloud_init_meta_data: string | null;
   cloud_init_network_config: string | null;
@@ -43,6 +44,7 @@ export const vmTemplates = tableQueries<VmTemplateRow>("vm_templates", [
   "memory_hotplug_size",
   "memory_shared",
   "memory_hugepages",
+  "console",
   "cloud_init_user_data",
   "cloud_init_meta_data",
   "cloud_init_network_config",

@@ -1,6 +1,7 @@
 /**
  * Resolution of a new VM's fields, pure: each field comes from the request, else the instance
- * type (sizing and architecture), else the template, else the server's `vm_defaults`; then the
+ * type (sizing and architecture), else the template, else the server's `vm_defaults` (the
+ * console: `log`); then the
  * combination is checked (max_vcpus ≥ boot_vcpus, boot source matching the boot mode).
  */
 import { InvalidArgumentError } from "../../shared/errors/errors.ts";
@@ -53,6 +54,7 @@ export interface VmFieldSet extends SizingFields {
   hypervisor?: "cloud_hv" | null;
   boot_mode?: "kernel" | "firmware" | null;
   boot_source_id?: string | null;
+  console?: VmConsole | null;
   cloud_init_user_data?: string | null;
   cloud_init_meta_data?: string | null;
   cloud_init_network_config?: string | null;
@@ -83,6 +85,7 @@ export interface ResolvedVmFields {
   memory_hotplug_size: number | null;
   memory_shared: boolean;
   memory_hugepages: boolean;
+  console: VmConsole;
   cloud_init_user_data: string | null;
   cloud_init_meta_data: string | null;
   cloud_init_network_config: string | null;
@@ -135,6 +138,8 @@ export function resolveVmFields(
     memory_hotplug_size: pick("memory_hotplug_size", ...sized) ?? null,
     memory_shared: pick("memory_shared", ...sized) ?? false,
     memory_hugepages: pick("memory_hugepages", ...sized) ?? false,
+    // Instance types are sizing only, so the console comes from the request or the template.
+    console: pick("console", request, template) ?? "log",
     cloud_init_user_data: pick("cloud_init_user_data", request, template) ?? null,
     cloud_init_meta_data: pick("cloud_init_meta_data", request, template) ?? null,
     cloud_init_network_config: pick("cloud_init_network_config", request, template) ?? null,
@@ -143,6 +148,41 @@ export function resolveVmFields(
     // Template config keys are kept unless the request sets the same key.
     config: { ...(template?.config ?? {}), ...(request.config ?? {}) },
     nics: pick("nics", request, template) ?? [],
+  };
+}
+
+/** The fields of an existing VM that a template keeps (with `resolveVmFields`, they give them back). */
+export type VmReusableFields = Omit<ResolvedVmFields, "nics" | "architecture"> & {
+  architecture: string | null;
+};
+
+/**
+ * The template fields that recreate VM `vm`: its reusable fields and one template NIC per NIC
+ * (network and MTU; addresses and MACs are per VM). Identity, host and status are not copied.
+ */
+export function templateFieldsOf(
+  vm: VmReusableFields,
+  nics: readonly TemplateNic[],
+): Required<Omit<VmFieldSet, "placement">> & { placement: Placement; nics: TemplateNic[] } {
+  return {
+    hypervisor: vm.hypervisor,
+    architecture: vm.architecture,
+    boot_mode: vm.boot_mode,
+    boot_source_id: vm.boot_source_id,
+    boot_vcpus: vm.boot_vcpus,
+    max_vcpus: vm.max_vcpus,
+    memory_size: vm.memory_size,
+    memory_hotplug_size: vm.memory_hotplug_size,
+    memory_shared: vm.memory_shared,
+    memory_hugepages: vm.memory_hugepages,
+    console: vm.console,
+    cloud_init_user_data: vm.cloud_init_user_data,
+    cloud_init_meta_data: vm.cloud_init_meta_data,
+    cloud_init_network_config: vm.cloud_init_network_config,
+    placement: normalizePlacement(vm.placement),
+    tags: [...vm.tags],
+    config: structuredClone(vm.config),
+    nics: nics.map((n) => ({ network_id: n.network_id, mtu: n.mtu ?? null })),
   };
 }
 

@@ -163,10 +163,10 @@ export class JobWorkers {
       }
       log.info("job running", { attempt: job.attempts, resource_id: job.resource_id });
       const result = await run.run(plan);
-      await this.#svc.events.transaction((tx, emit) =>
+      const finished = await this.#svc.events.transaction((tx, emit) =>
         finishJob(tx, emit, claimed, { status: "succeeded", result })
       );
-      this.#svc.metrics.jobsFinished.inc({ type: job.type, outcome: "succeeded" });
+      this.#svc.metrics.observeJobFinished(finished, "succeeded");
       log.info("job succeeded", { attempt: job.attempts });
     } catch (thrown) {
       if (ac.signal.aborted || thrown instanceof LeaseLostError) {
@@ -218,10 +218,10 @@ export class JobWorkers {
       if (e instanceof LeaseLostError) throw e;
       log.warn(`clean-up after the job ${status} failed`, { err: e });
     }
-    await this.#svc.events.transaction((tx, emit) =>
+    const finished = await this.#svc.events.transaction((tx, emit) =>
       finishJob(tx, emit, run.claimed, { status, error: jobError(err) })
     );
-    this.#svc.metrics.jobsFinished.inc({ type: run.claimed.job.type, outcome: status });
+    this.#svc.metrics.observeJobFinished(finished, status);
     log.info(`job ${status}`, { code: err.code, error: err.message });
   }
 }

@@ -37,6 +37,10 @@ Deno.test("qarax CLI: version, help and usage errors", async () => {
     expectCode(await runQarax(["vm", "restore", "--help"]), 0, "help restore").stdout,
     /--snapshot NAME\|ID/,
   );
+  assert.match(
+    expectCode(await runQarax(["vm", "template", "--help"]), 0, "help vm template").stdout,
+    /--name NAME/,
+  );
 
   // Nothing to do is a usage error, with the help on stderr.
   assert.match(expectCode(await runQarax([]), 2, "no command").stderr, /Usage: qarax <command>/);
@@ -178,6 +182,22 @@ Deno.test("qarax CLI: resources end to end, by name, as tables and JSON", async 
         expectCode(await qarax(["vm", "update", "web-1"]), 2, "empty update").stderr,
         /nothing to change: give at least one of --name, --description/,
       );
+    });
+
+    await t.step("vm template: a template from a VM, and a VM from it", async () => {
+      assert.match(
+        (await ok(["vm", "template", "web-1", "--name", "web"])).stdout,
+        new RegExp(`^template web created from vm web-1 \\(id ${UUID.source}\\)\n$`),
+      );
+      const tpl = (await ok(["template", "get", "web", "-o", "json"])).json();
+      assert.deepEqual([tpl.memory_size, tpl.tags, tpl.nics.length], [2 * 1024 ** 3, ["web"], 1]);
+      assert.match(
+        expectCode(await qarax(["vm", "template", "web-1"]), 2, "no --name").stderr,
+        /--name NAME is required/,
+      );
+      const vm = (await ok(["vm", "create", "web-9", "--template", "web", "-o", "json"])).json();
+      assert.equal(vm.memory_size, 2 * 1024 ** 3);
+      await ok(["template", "delete", "web"]);
     });
 
     await t.step("hosts: add, maintenance, labels, remove", async () => {
@@ -332,6 +352,7 @@ Deno.test("qarax CLI: resources end to end, by name, as tables and JSON", async 
       const audit = (await ok(["audit", "list", "--resource-type", "vm", "-o", "json"])).json();
       assert.ok(audit.items.some((a: { action: string }) => a.action === "create"));
       await ok(["vm", "delete", "web-1", "--wait"]);
+      await ok(["vm", "delete", "web-9", "--wait"]);
       assert.equal(expectCode(await qarax(["vm", "get", "web-1"]), 1, "deleted").code, 1);
       assert.match((await ok(["vm", "list"])).stderr, /^No vms found\.\n$/);
     });

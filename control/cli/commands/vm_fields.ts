@@ -42,6 +42,13 @@ export const GUEST_FIELDS: Field[] = [
     help: "kernel | firmware",
   },
   {
+    flag: "console",
+    path: "console",
+    type: "string",
+    value: "MODE",
+    help: "serial console: log (default; read with vm console) | socket (vm attach)",
+  },
+  {
     flag: "tag",
     path: "tags",
     type: "strings",

@@ -1,6 +1,7 @@
 /**
  * `qarax vm …`: create, inspect and drive VMs, their disks (`vm disk`), NICs (`vm nic`),
- * snapshots (`vm snapshot`, `vm restore`) and serial console (`vm console`, `vm attach`).
+ * snapshots (`vm snapshot`, `vm restore`), serial console (`vm console`, `vm attach`) and
+ * templates made from a VM (`vm template`).
  */
 import { FailedPreconditionError, InvalidArgumentError } from "../../../shared/errors/errors.ts";
 import { attachConsole, processConsoleIo } from "../console.ts";
@@ -70,13 +71,6 @@ const FIELDS: Field[] = [
     on: ["create"],
   },
   ...GUEST_FIELDS,
-  {
-    flag: "console",
-    path: "console",
-    type: "string",
-    value: "MODE",
-    help: "serial console: log (default; read with vm console) | socket (vm attach)",
-  },
   {
     flag: "reservation-class",
     path: "placement.reservation_class",
@@ -455,6 +449,33 @@ boot sizes at once, applied at its next start. Example:
   },
 };
 
+/** `vm template`: a VM template with the VM's reusable fields. */
+const templateCommand: CommandSpec = {
+  name: "template",
+  summary: "Create a VM template from a VM (its sizing, boot, cloud-init, placement, NICs, …)",
+  args: ["vm"],
+  options: {
+    name: { type: "string", value: "NAME", help: "the template's name (required)" },
+    description: { type: "string", value: "TEXT", help: "the template's description" },
+  },
+  fieldFlags: { name: "--name", description: "--description" },
+  notes: `Disks, addresses and MACs are not copied. Example:
+  qarax vm template web-1 --name web
+  qarax vm create web-2 --template web --disk web-2-root,boot=1`,
+  async run(ctx, input) {
+    const name = input.opts.name as string | undefined;
+    if (!name) throw InvalidArgumentError.field("name", "--name NAME is required");
+    const description = input.opts.description as string | undefined;
+    const id = await resolveId(await ctx.client(), "vm", input.args.vm!);
+    return await runAction(ctx, input, {
+      method: "POST",
+      path: `/v1/vms/${id}/template`,
+      body: { name, ...(description !== undefined ? { description } : {}) },
+      done: (t) => `template ${t.name} created from vm ${input.args.vm} (id ${t.id})`,
+    });
+  },
+};
+
 /** `vm console`: the serial log tail. */
 const consoleCommand: CommandSpec = {
   name: "console",
@@ -731,6 +752,7 @@ server's defaults. Example:
     updateCommand(def),
     ...ACTIONS.map(actionCommand),
     resizeCommand,
+    templateCommand,
     consoleCommand,
     attachCommand,
     deleteCommand(def, {
