@@ -4,12 +4,12 @@
  * the OpenAPI 3.1 document at `/openapi.json`, and the JSON error handling.
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { bodyLimit } from "hono/body-limit";
 import { MalformedRequestError } from "../../shared/errors/errors.ts";
 import { VERSION } from "../../shared/version.ts";
 import type { AppDeps, AppEnv } from "./deps.ts";
 import { validationHook } from "./common.ts";
 import { requestContext } from "./middleware/request.ts";
+import { bodyLimit } from "./middleware/body_limit.ts";
 import { bearerAuth } from "./middleware/auth.ts";
 import { errorHandler, notFoundHandler } from "./middleware/errors.ts";
 import { healthRouter } from "./health.ts";
@@ -65,11 +65,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.use("*", requestContext(deps.logger, deps.metrics));
   app.use(
     "*",
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: () => {
-        throw new MalformedRequestError(`the request body is larger than ${MAX_BODY_BYTES} bytes`);
-      },
+    bodyLimit(MAX_BODY_BYTES, () => {
+      throw new MalformedRequestError(`the request body is larger than ${MAX_BODY_BYTES} bytes`);
     }),
   );
   app.use(
