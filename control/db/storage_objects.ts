@@ -100,7 +100,8 @@ export interface PathHolder {
 /**
  * The object (other than `exceptId`) that a new object of the pool at `path` on `hostId`
  * would collide with: one on the same host or on every host (host null); for `hostId` null
- * (every host, a shared pool, or not yet placed), any object at that path.
+ * (every host, a shared pool, or not yet placed), any object at that path. An every-host
+ * object is named first, then by host name, so the answer is stable.
  */
 export async function pathHolder(
   db: Db,
@@ -116,7 +117,7 @@ export async function pathHolder(
       select o.id, o.name, o.host_id, h.name as host_name, o.status::text as status
       from storage_objects o left join hosts h on h.id = o.host_id
       where o.storage_pool_id = ${poolId} and o.path = ${path} ${host} ${except}
-      order by o.host_id nulls first, o.name limit 1`
+      order by h.name nulls first, o.name limit 1`
   );
   return row;
 }
