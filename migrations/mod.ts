@@ -10,6 +10,7 @@ import m0005 from "./0005_local_object_host.sql" with { type: "text" };
 import m0006 from "./0006_vm_snapshots.sql" with { type: "text" };
 import m0007 from "./0007_vm_console.sql" with { type: "text" };
 import m0008 from "./0008_vm_template_console.sql" with { type: "text" };
+import m0009 from "./0009_object_path_per_host.sql" with { type: "text" };
 
 /** A migration: its file name and SQL text. */
 export interface Migration {
@@ -27,4 +28,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { name: "0006_vm_snapshots.sql", sql: m0006 },
   { name: "0007_vm_console.sql", sql: m0007 },
   { name: "0008_vm_template_console.sql", sql: m0008 },
+  { name: "0009_object_path_per_host.sql", sql: m0009 },
 ];

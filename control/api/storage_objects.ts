@@ -9,6 +9,7 @@ import { FailedPreconditionError, InvalidArgumentError } from "../../shared/erro
 import { activeJobFor } from "../db/jobs.ts";
 import { type Db, equalTo } from "../db/query.ts";
 import {
+  assertPathFree,
   objectUsers,
   STORAGE_OBJECT_STATUSES,
   STORAGE_OBJECT_TYPES,
@@ -126,6 +127,7 @@ export function storageObjectsRouter(deps: AppDeps) {
       const attached = await poolHosts(tx, pool.id);
       const host = objectHost({ pool, attached, requested: input.host_id, parent });
       if (host === undefined) throw ambiguousHost(pool, attached);
+      await assertPathFree(tx, pool, path, host);
       return storageObjects.insert(tx, {
         ...input,
         host_id: host,

@@ -24,7 +24,7 @@ import {
 import { objectHost } from "../domain/object_host.ts";
 import { equalTo, transaction } from "../db/query.ts";
 import { applyPool, detachPoolOnNode, talksToNode } from "../nodes/attachments.ts";
-import { objectsOnHost, storageObjects } from "../db/storage_objects.ts";
+import { assertPathFree, objectsOnHost, storageObjects } from "../db/storage_objects.ts";
 import { poolUsage, type StoragePoolRow, storagePools } from "../db/storage_pools.ts";
 import { defaultDiskPath, objectPathInPool } from "../domain/storage_paths.ts";
 import { audit } from "./audit.ts";
@@ -409,6 +409,7 @@ export function storagePoolsRouter(deps: AppDeps) {
           const path = input.path === undefined
             ? defaultDiskPath(objectId, plan.format)
             : objectPathInPool(pool.path, input.path);
+          await assertPathFree(tx, pool, path, host);
           const object = await storageObjects.insert(tx, {
             id: objectId,
             name: input.name,

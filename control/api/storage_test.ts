@@ -353,3 +353,68 @@ Deno.test("local-pool objects belong to one host: register, clone, list, host de
     assert.equal((await api.get(`/v1/storage-pools/${pool.id}/hosts/${h2.id}`)).status, 200);
   });
 });
+
+Deno.test("local pools: a path is per host; an every-host object takes it on all", async (t) => {
+  await using api = await createTestApi();
+  const hv1 = await api.create("/v1/hosts", { name: "hv1", address: "10.0.0.1" });
+  const hv2 = await api.create("/v1/hosts", { name: "hv2", address: "10.0.0.2" });
+  const pool = await api.create("/v1/storage-pools", { name: "local", path: "/srv/local" });
+  await api.create(`/v1/storage-pools/${pool.id}/hosts`, { host_id: hv1.id });
+  await api.create(`/v1/storage-pools/${pool.id}/hosts`, { host_id: hv2.id });
+  const reg = (input: Record<string, unknown>) =>
+    api.post("/v1/storage-objects", { storage_pool_id: pool.id, type: "image", ...input });
+
+  await t.step("the same path on two hosts: two objects", async () => {
+    const a = await reg({ name: "ubuntu-hv1", path: "ubuntu.img", host_id: hv1.id });
+    assert.equal(a.status, 201, JSON.stringify(a.body));
+    const b = await reg({ name: "ubuntu-hv2", path: "/srv/local/ubuntu.img", host_id: hv2.id });
+    assert.equal(b.status, 201, JSON.stringify(b.body));
+    assert.equal(b.body.path, "ubuntu.img");
+  });
+
+  await t.step("the same path on the same host: 409 naming the other object", async () => {
+    const r = await reg({ name: "ubuntu-again", path: "ubuntu.img", host_id: hv1.id });
+    assert.equal(r.status, 409);
+    assert.deepEqual(fieldsOf(r), ["path"]);
+    assert.match(
+      r.body.message,
+      /path ubuntu.img of storage pool local is taken by storage object ubuntu-hv1 .*on host hv1/,
+    );
+    // A disk created there is refused the same way.
+    const disk = await api.post(`/v1/storage-pools/${pool.id}/disks`, {
+      name: "ubuntu-disk",
+      path: "ubuntu.img",
+      size_bytes: 1024 ** 2,
+      host_id: hv2.id,
+    });
+    assert.equal(disk.status, 409);
+    assert.match(disk.body.message, /taken by storage object ubuntu-hv2 .*on host hv2/);
+  });
+
+  await t.step("an every-host object and a host's object never share a path", async () => {
+    const onAll = await reg({ name: "ubuntu-all", path: "ubuntu.img", host_id: null });
+    assert.equal(onAll.status, 409);
+    assert.match(onAll.body.message, /taken by storage object ubuntu-hv1 .*on host hv1/);
+    const kernel = await reg({ name: "vmlinux", type: "kernel", path: "vmlinux", host_id: null });
+    assert.equal(kernel.status, 201);
+    const mine = await reg({
+      name: "my-vmlinux",
+      type: "kernel",
+      path: "vmlinux",
+      host_id: hv2.id,
+    });
+    assert.equal(mine.status, 409);
+    assert.deepEqual(fieldsOf(mine), ["path"]);
+    assert.match(mine.body.message, /taken by storage object vmlinux .*on every host/);
+    // A disk whose host the job will choose takes its path on every host until then.
+    const unplaced = await api.post(`/v1/storage-pools/${pool.id}/disks`, {
+      name: "scratch",
+      path: "scratch.img",
+      size_bytes: 1024 ** 2,
+    });
+    assert.equal(unplaced.status, 202, JSON.stringify(unplaced.body));
+    const later = await reg({ name: "scratch2", path: "scratch.img", host_id: hv1.id });
+    assert.equal(later.status, 409);
+    assert.match(later.body.message, /scratch .*its host not chosen yet/);
+  });
+});

@@ -1,13 +1,18 @@
 /**
  * A VM's snapshots: `POST /v1/vms/{id}/snapshots` records a snapshot (`creating`) in a
- * directory of the pool of the VM's first disk and queues `vm_snapshot` (202 + job);
+ * directory of the pool asked for (or of the VM's first disk) and queues `vm_snapshot` (202 + job);
  * `GET` lists or reads them; `DELETE` queues `vm_snapshot_delete` (the node removes its
  * files, then the record and its directory object go). `POST /v1/vms/{id}/restore` queues
  * `vm_restore` for a stopped VM from one of its ready snapshots. All three jobs take the VM's
  * one-active-job slot, so they never overlap another action on it.
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { FailedPreconditionError, NotFoundError } from "../../shared/errors/errors.ts";
+import {
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+} from "../../shared/errors/errors.ts";
+import { getPoolAttachment } from "../db/host_storage_pools.ts";
 import type { Db } from "../db/query.ts";
 import { storageObjects } from "../db/storage_objects.ts";
 import { storagePools } from "../db/storage_pools.ts";
@@ -49,6 +54,10 @@ export const Snapshot = z.object({
 
 const NewSnapshot = z.strictObject({
   name: Name.optional().openapi({ description: "Unique per VM; default `snapshot-<8 hex>`" }),
+  storage_pool_id: Id.optional().openapi({
+    description: "The pool to hold it: active and attached (ready) to the VM's host. " +
+      "Default: the pool of the VM's first disk",
+  }),
 }).openapi("NewVmSnapshot");
 
 const RestoreBody = z.strictObject({
@@ -87,15 +96,37 @@ async function snapshotOf(
 }
 
 /**
- * Where a VM's snapshot goes: a directory `snapshots/<vm>/<snapshot>` in the pool of its first
- * disk, on its host (a local pool's files belong to that host).
+ * Where a VM's snapshot goes: a directory `snapshots/<vm>/<snapshot>` in the pool asked for
+ * (active and attached, ready, to the VM's host: the node writes there) or else the pool of
+ * its first disk, on its host (a local pool's files belong to that host).
  */
-async function snapshotPool(db: Db, vm: VmRow) {
+async function snapshotPool(db: Db, vm: VmRow, poolId: string | undefined) {
+  if (poolId !== undefined) {
+    const pool = await storagePools.get(db, poolId);
+    if (!pool) {
+      throw InvalidArgumentError.field("storage_pool_id", `storage pool ${poolId} not found`);
+    }
+    const attachment = vm.host_id ? await getPoolAttachment(db, pool.id, vm.host_id) : undefined;
+    const problem = pool.status !== "active"
+      ? `is ${pool.status}`
+      : !attachment
+      ? "is not attached to the VM's host"
+      : attachment.status !== "ready"
+      ? `is ${attachment.status} on the VM's host`
+      : null;
+    if (problem) {
+      throw new FailedPreconditionError(
+        `storage pool ${pool.name} ${problem}: it cannot hold a snapshot of vm ${vm.name}`,
+        { details: [{ field: "storage_pool_id", message: problem }] },
+      );
+    }
+    return pool;
+  }
   const [disk] = await vmDiskFiles(db, vm.id);
   const pool = disk ? await storagePools.get(db, disk.pool_id) : undefined;
   if (!pool) {
     throw new FailedPreconditionError(
-      `vm ${vm.name} has no disk in a storage pool to hold its snapshot`,
+      `vm ${vm.name} has no disk in a storage pool to hold its snapshot; pass storage_pool_id`,
     );
   }
   return pool;
@@ -111,8 +142,9 @@ export function vmSnapshotsRouter(deps: AppDeps) {
       path: "/vms/{id}/snapshots",
       tags,
       summary: "Snapshot a running or paused VM",
-      description: "Records the snapshot (`creating`) in a directory of the pool of the VM's " +
-        "first disk, on the VM's host, and queues `vm_snapshot`: a running VM is paused, its " +
+      description: "Records the snapshot (`creating`) in a directory of the pool asked for " +
+        "(`storage_pool_id`: active and attached to the VM's host, else 409) or of the pool of " +
+        "the VM's first disk, on the VM's host, and queues `vm_snapshot`: a running VM is paused, its " +
         "node writes Cloud Hypervisor's snapshot files, the VM is resumed and the snapshot " +
         "becomes `ready` (`failed` with the reason otherwise, the VM resumed). 409 when the VM " +
         "is not running or paused, or the name is taken.",
@@ -130,7 +162,7 @@ export function vmSnapshotsRouter(deps: AppDeps) {
         async check(tx) {
           const vm = await vmOr404(tx, id, true);
           assertVmAction(vm, "snapshot");
-          const pool = await snapshotPool(tx, vm);
+          const pool = await snapshotPool(tx, vm, input.storage_pool_id);
           const snapshotId = crypto.randomUUID();
           const name = input.name ?? `snapshot-${snapshotId.slice(0, 8)}`;
           const object = await storageObjects.insert(tx, {

@@ -97,6 +97,43 @@ Deno.test("VM snapshots and restore through the API (fake node)", async (t) => {
       assert.deepEqual(named.body.items.map((s: { id: string }) => s.id), [snapshotId]);
     });
 
+    await t.step(
+      "storage_pool_id: another pool, attached and active on the VM's host",
+      async () => {
+        const other = await api.create("/v1/storage-pools", { name: "snaps", path: "/srv/snaps" });
+        const into = (poolId: string) =>
+          api.post(`/v1/vms/${vm.id}/snapshots`, { name: "elsewhere", storage_pool_id: poolId });
+        const unknown = await into(crypto.randomUUID());
+        assert.equal(unknown.status, 422, JSON.stringify(unknown.body));
+        assert.equal(unknown.body.details[0].field, "storage_pool_id");
+        const away = await into(other.id);
+        assert.equal(away.status, 409, JSON.stringify(away.body));
+        assert.match(
+          away.body.message,
+          /storage pool snaps is not attached to the VM's host: it cannot hold a snapshot of vm web-1/,
+        );
+        await api.create(`/v1/storage-pools/${other.id}/hosts`, { host_id: h.host.id });
+        assert.equal(
+          (await api.patch(`/v1/storage-pools/${other.id}`, { status: "inactive" })).status,
+          200,
+        );
+        const inactive = await into(other.id);
+        assert.equal(inactive.status, 409, JSON.stringify(inactive.body));
+        assert.match(inactive.body.message, /storage pool snaps is inactive/);
+        await api.patch(`/v1/storage-pools/${other.id}`, { status: "active" });
+
+        const job = await api.awaitJob(await into(other.id));
+        assert.equal(job.status, "succeeded", JSON.stringify(job));
+        const id = job.result.snapshot_id;
+        assert.equal(job.result.path, `/srv/snaps/snapshots/${vm.id}/${id}`);
+        const snap = (await api.get(`/v1/vms/${vm.id}/snapshots/${id}`)).body;
+        const obj = (await api.get(`/v1/storage-objects/${snap.storage_object_id}`)).body;
+        assert.equal(obj.storage_pool_id, other.id);
+        assert.equal(obj.host_id, h.host.id); // a local pool: the VM's host holds the files
+        assert.equal((await api.get(`/v1/vms/${vm.id}`)).body.status, "running");
+      },
+    );
+
     await t.step("restore of a running VM is a 409 naming its status", async () => {
       const res = await api.post(`/v1/vms/${vm.id}/restore`, { snapshot_id: snapshotId });
       assert.equal(res.status, 409, JSON.stringify(res.body));

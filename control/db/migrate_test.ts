@@ -3,6 +3,8 @@ import { createTestDatabase } from "../../tests/support/db.ts";
 import { MIGRATIONS } from "../../migrations/mod.ts";
 import { appliedMigrations, checksum, migrate, validateMigrations } from "./migrate.ts";
 import { connectPostgres } from "./connect.ts";
+import { mapDbError } from "./errors.ts";
+import { AlreadyExistsError } from "../../shared/errors/errors.ts";
 
 const sample = [
   { name: "0001_a.sql", sql: "create table a (id int primary key);" },
@@ -123,4 +125,28 @@ Deno.test("0005 backfills the host of existing local-pool objects it can be sure
   assert.equal(hostOf[single], h1.id);
   assert.equal(hostOf[made], h2.id);
   assert.equal(hostOf[unknown], null);
+});
+
+Deno.test("0009: a path is unique per host for host objects, per pool for the rest", async () => {
+  await using db = await createTestDatabase();
+  await migrate(db.sql, MIGRATIONS);
+  const [h1, h2] = await db.sql<{ id: string }[]>`
+    insert into hosts (name, address, port) values ('h1', '10.0.0.1', 1), ('h2', '10.0.0.2', 1)
+    returning id`;
+  const [pool] = await db.sql<{ id: string }[]>`
+    insert into storage_pools (name, path) values ('p', '/p') returning id`;
+  const obj = (name: string, path: string, host: string | null) =>
+    db.sql`insert into storage_objects (name, storage_pool_id, type, path, host_id)
+      values (${name}, ${pool.id}, 'disk', ${path}, ${host})`;
+  await obj("a1", "a.img", h1.id);
+  await obj("a2", "a.img", h2.id);
+  await obj("shared", "s.img", null);
+  const violation = async (q: Promise<unknown>, field: string) => {
+    const err = await q.then(() => null, (e) => mapDbError(e));
+    assert.ok(err instanceof AlreadyExistsError, String(err));
+    assert.equal(err.details[0].field, field);
+    assert.match(err.message, /^storage object with storage_pool_id, .*path .* already exists/);
+  };
+  await violation(obj("a1b", "a.img", h1.id), "path");
+  await violation(obj("shared2", "s.img", null), "path");
 });

@@ -1,4 +1,5 @@
 /** Queries of `storage_objects`. */
+import { AlreadyExistsError } from "../../shared/errors/errors.ts";
 import type { Db } from "./query.ts";
 import { run, tableQueries } from "./query.ts";
 
@@ -85,4 +86,63 @@ export async function objectsOnHost(
       where host_id = ${hostId} ${pool} order by name limit ${options.limit ?? 5}`
   );
   return { count: rows[0]?.total ?? 0, names: rows.map((r) => r.name) };
+}
+
+/** An object already at a path, with the name of the host holding it (null: every host). */
+export interface PathHolder {
+  id: string;
+  name: string;
+  host_id: string | null;
+  host_name: string | null;
+  status: string;
+}
+
+/**
+ * The object (other than `exceptId`) that a new object of the pool at `path` on `hostId`
+ * would collide with: one on the same host or on every host (host null); for `hostId` null
+ * (every host, a shared pool, or not yet placed), any object at that path. An every-host
+ * object is named first, then by host name, so the answer is stable.
+ */
+export async function pathHolder(
+  db: Db,
+  poolId: string,
+  path: string,
+  hostId: string | null,
+  exceptId?: string,
+): Promise<PathHolder | undefined> {
+  const host = hostId === null ? db`` : db`and (o.host_id is null or o.host_id = ${hostId})`;
+  const except = exceptId ? db`and o.id <> ${exceptId}` : db``;
+  const [row] = await run(() =>
+    db<PathHolder[]>`
+      select o.id, o.name, o.host_id, h.name as host_name, o.status::text as status
+      from storage_objects o left join hosts h on h.id = o.host_id
+      where o.storage_pool_id = ${poolId} and o.path = ${path} ${host} ${except}
+      order by h.name nulls first, o.name limit 1`
+  );
+  return row;
+}
+
+/**
+ * Throws 409 (naming the other object and where it is) when a new object of `pool` at `path`
+ * on `hostId` would collide with an existing one; see `pathHolder`.
+ */
+export async function assertPathFree(
+  db: Db,
+  pool: { id: string; name: string },
+  path: string,
+  hostId: string | null,
+  exceptId?: string,
+): Promise<void> {
+  const other = await pathHolder(db, pool.id, path, hostId, exceptId);
+  if (!other) return;
+  const where = other.host_id
+    ? `on host ${other.host_name ?? other.host_id}`
+    : other.status === "creating"
+    ? "its host not chosen yet"
+    : "on every host";
+  throw new AlreadyExistsError(
+    `path ${path} of storage pool ${pool.name} is taken by storage object ${other.name} ` +
+      `(${other.id}, ${where})`,
+    { details: [{ field: "path", message: `taken by storage object ${other.name} ${where}` }] },
+  );
 }

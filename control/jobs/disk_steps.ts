@@ -17,7 +17,7 @@ import type { Emit } from "../events/bus.ts";
 import type { JobRow } from "../db/jobs.ts";
 import { getHost, type HostRow } from "../db/hosts.ts";
 import { run } from "../db/query.ts";
-import { storageObjects } from "../db/storage_objects.ts";
+import { assertPathFree, storageObjects } from "../db/storage_objects.ts";
 import { objectFile } from "../domain/node_spec.ts";
 import { applyPool } from "../nodes/attachments.ts";
 import type { JobContext, Step } from "./plan.ts";
@@ -127,13 +127,17 @@ export const chooseNodeStep: Step = {
           `/v1/storage-pools/${pool}/hosts) or bring one up`,
       );
     }
-    const [{ type }] = await run(() =>
-      ctx.svc.sql<{ type: string }[]>`select type::text from storage_pools where id = ${pool}`
+    const [{ type, name }] = await run(() =>
+      ctx.svc.sql<{ type: string; name: string }[]>`
+        select type::text, name from storage_pools where id = ${pool}`
     );
     const objectHost = type === "local" ? row!.id : null;
-    await ctx.transaction((tx) =>
-      storageObjects.update(tx, ctx.job.resource_id!, { host_id: objectHost })
-    );
+    await ctx.transaction(async (tx) => {
+      // The API checked the path against every host; this guards a concurrent registration.
+      const id = ctx.job.resource_id!;
+      await assertPathFree(tx, { id: pool, name }, params(ctx).path, objectHost, id);
+      await storageObjects.update(tx, id, { host_id: objectHost });
+    });
     ctx.data.host_id = row!.id;
     ctx.data.object_host_id = objectHost;
   },

@@ -34,6 +34,10 @@ Deno.test("qarax CLI: version, help and usage errors", async () => {
     /create[\s\S]*list[\s\S]*delete/,
   );
   assert.match(
+    expectCode(await runQarax(["vm", "snapshot", "create", "--help"]), 0, "help create").stdout,
+    /--pool NAME\|ID/,
+  );
+  assert.match(
     expectCode(await runQarax(["vm", "restore", "--help"]), 0, "help restore").stdout,
     /--snapshot NAME\|ID/,
   );
@@ -261,6 +265,17 @@ Deno.test("qarax CLI: resources end to end, by name, as tables and JSON", async 
         expectCode(await qarax(["vm", "start", "ghost"]), 1, "unknown").stderr,
         /^qarax: no vm named "ghost"\n$/,
       );
+      // `vm snapshot create --pool` resolves the pool by name before asking the server.
+      assert.match(
+        expectCode(
+          await qarax(["vm", "snapshot", "create", "web-1", "--pool", "ghost"]),
+          1,
+          "unknown pool",
+        ).stderr,
+        /^qarax: no storage pool named "ghost"\n$/,
+      );
+      const stopped = await qarax(["vm", "snapshot", "create", "web-1", "--pool", "other"]);
+      assert.match(expectCode(stopped, 1, "not running").stderr, /HTTP 409/);
     });
 
     await t.step(

@@ -236,16 +236,28 @@ const snapshotGroup: GroupSpec = {
       args: ["vm"],
       options: {
         name: { type: "string", value: "NAME", help: "unique per VM (default snapshot-<hex>)" },
+        pool: {
+          type: "string",
+          value: "NAME|ID",
+          help: "pool to hold it, attached to the VM's host (default: its first disk's pool)",
+        },
         ...ACTION_OPTIONS,
       },
-      fieldFlags: { name: "--name" },
+      fieldFlags: { name: "--name", storage_pool_id: "--pool" },
       async run(ctx, input) {
-        const id = await resolveId(await ctx.client(), "vm", input.args.vm!);
+        const client = await ctx.client();
+        const id = await resolveId(client, "vm", input.args.vm!);
         const name = input.opts.name as string | undefined;
+        const pool = input.opts.pool as string | undefined;
         return await runAction(ctx, input, {
           method: "POST",
           path: `/v1/vms/${id}/snapshots`,
-          body: name !== undefined ? { name } : {},
+          body: {
+            ...(name !== undefined ? { name } : {}),
+            ...(pool !== undefined
+              ? { storage_pool_id: await resolveId(client, "pool", pool) }
+              : {}),
+          },
           done: `vm ${input.args.vm} snapshotted`,
         });
       },
