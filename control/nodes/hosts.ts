@@ -70,8 +70,6 @@ export async function initHost(svc: Services, hostId: string, cause: Cause): Pro
     info = await nodeInfo(svc, host);
   } catch (err) {
     if (isUnreachable(err)) {
-      // Only a connection whose peer is gone is dropped (closing a live one risks deno#36788).
-      if (err instanceof UnavailableError) svc.nodes.reset(host.id);
       await svc.events.transaction((tx, emit) =>
         changeHostStatus(tx, emit, host.id, "down", `node unreachable: ${err.message}`, cause, {
           onlyFrom: ["unknown", "down", "up", "initializing"],

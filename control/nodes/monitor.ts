@@ -5,7 +5,6 @@
  * initialised and reconciled — it comes back by itself), one event stream per `up` or
  * `maintenance` host, the periodic reconciliation, and the event retention clean-up.
  */
-import { UnavailableError } from "../../shared/errors/errors.ts";
 import type { Logger } from "../../shared/log/logger.ts";
 import { type HostRow, listHosts } from "../db/hosts.ts";
 import { deleteEventsBefore } from "../events/store.ts";
@@ -115,9 +114,7 @@ export class Monitors {
       if (this.#ac.signal.aborted) return;
       const count = (this.#failures.get(host.id) ?? 0) + 1;
       this.#failures.set(host.id, count);
-      // A fresh channel next time when the node is gone (grpc-js may be backing off on the
-      // old one); a slow node keeps its connection (closing a live one risks deno#36788).
-      if (err instanceof UnavailableError) this.#svc.nodes.reset(host.id);
+      // No reset here: the node client itself drops a connection that failed UNAVAILABLE.
       this.#log.debug("probe failed", { host: host.name, failures: count, err });
       if (host.status === "up" && count >= n.health_failure_threshold) {
         const reason = `${count} health probes failed: ${(err as Error).message}`;

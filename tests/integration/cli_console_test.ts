@@ -5,7 +5,13 @@
  * prompt and the echo from a socket-console VM.
  */
 import assert from "node:assert/strict";
-import { expectCode, qaraxFor, startControlPlane, startTcpAgent } from "../support/cli.ts";
+import {
+  expectCode,
+  qaraxFor,
+  setUpHostWithLinux,
+  startControlPlane,
+  startTcpAgent,
+} from "../support/cli.ts";
 import { waitFor } from "../support/process.ts";
 
 const decoder = new TextDecoder();
@@ -18,14 +24,7 @@ Deno.test("console: log over HTTP and the CLI, attach over a WebSocket and the C
   const ok = async (args: string[], stdin?: string) =>
     expectCode(await qarax(args, { stdin }), 0, args.join(" "));
   try {
-    await ok(["host", "add", "hv1", "--address", "127.0.0.1", "--port", String(agent.port)]);
-    await ok(["host", "init", "hv1"]);
-    await ok(["pool", "create", "local", "--path", agent.poolDir]);
-    await ok(["pool", "attach", "local", "hv1"]);
-    await Deno.writeTextFile(`${agent.poolDir}/vmlinux`, "not really a kernel\n");
-    await ok(["disk", "register", "vmlinux", "--pool", "local", "--type", "kernel", "--path"]
-      .concat("vmlinux"));
-    await ok(["boot-source", "create", "linux", "--kernel", "vmlinux"]);
+    await setUpHostWithLinux(ok, agent);
     await ok(["vm", "create", "logvm", "--boot-source", "linux", "--start", "--wait"]);
     await ok([
       "vm",

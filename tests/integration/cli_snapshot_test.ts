@@ -6,10 +6,15 @@
  */
 import assert from "node:assert/strict";
 import { vmPaths } from "../../node/vmm/runtime_dir.ts";
-import { expectCode, qaraxFor, startControlPlane, startTcpAgent } from "../support/cli.ts";
+import {
+  expectCode,
+  qaraxFor,
+  setUpHostWithLinux,
+  startControlPlane,
+  startTcpAgent,
+} from "../support/cli.ts";
 import { rawRequest, req } from "../support/raw_http.ts";
 
-const MiB = 1024 ** 2;
 const SNAPSHOT_FILES = ["config.json", "memory-ranges", "state.json"];
 
 async function listDir(dir: string): Promise<string[]> {
@@ -29,18 +34,7 @@ Deno.test("qarax CLI: snapshot and restore through a real node", async (t) => {
   const qarax = qaraxFor(cp.url, home);
   const ok = async (args: string[]) => expectCode(await qarax(args), 0, args.join(" "));
   try {
-    await ok(["host", "add", "hv1", "--address", "127.0.0.1", "--port", String(agent.port)]);
-    await ok(["host", "init", "hv1"]);
-    await ok(["pool", "create", "local", "--path", agent.poolDir]);
-    await ok(["pool", "attach", "local", "hv1"]);
-    await Deno.writeTextFile(`${agent.poolDir}/vmlinux`, "not really a kernel\n");
-    await Deno.writeFile(`${agent.poolDir}/root.img`, new Uint8Array(0));
-    await Deno.truncate(`${agent.poolDir}/root.img`, 64 * MiB);
-    await ok(["disk", "register", "vmlinux", "--pool", "local", "--type", "kernel", "--path"]
-      .concat("vmlinux"));
-    await ok(["disk", "register", "root", "--pool", "local", "--type", "disk", "--path"]
-      .concat("root.img", "--size", "64MiB"));
-    await ok(["boot-source", "create", "linux", "--kernel", "vmlinux"]);
+    await setUpHostWithLinux(ok, agent, { rootDisk: true });
     await ok([
       "vm",
       "create",

@@ -191,3 +191,29 @@ export async function startTcpAgent(): Promise<TcpAgent> {
   }
   return { port, dir, poolDir: `${dir}/pool`, output: proc.output, [Symbol.asyncDispose]: dispose };
 }
+
+/**
+ * Through the CLI `run` (which must succeed): registers `agent` as host hv1, attaches its pool
+ * as `local`, and registers a stand-in kernel as boot source `linux`; with `rootDisk`, also a
+ * 64 MiB raw disk `root` (`root.img`).
+ */
+export async function setUpHostWithLinux(
+  run: (args: string[]) => Promise<CliResult>,
+  agent: TcpAgent,
+  options: { rootDisk?: boolean } = {},
+): Promise<void> {
+  await run(["host", "add", "hv1", "--address", "127.0.0.1", "--port", String(agent.port)]);
+  await run(["host", "init", "hv1"]);
+  await run(["pool", "create", "local", "--path", agent.poolDir]);
+  await run(["pool", "attach", "local", "hv1"]);
+  await Deno.writeTextFile(`${agent.poolDir}/vmlinux`, "not really a kernel\n");
+  await run(["disk", "register", "vmlinux", "--pool", "local", "--type", "kernel", "--path"]
+    .concat("vmlinux"));
+  if (options.rootDisk) {
+    await Deno.writeFile(`${agent.poolDir}/root.img`, new Uint8Array(0));
+    await Deno.truncate(`${agent.poolDir}/root.img`, 64 * 1024 ** 2);
+    await run(["disk", "register", "root", "--pool", "local", "--type", "disk", "--path"]
+      .concat("root.img", "--size", "64MiB"));
+  }
+  await run(["boot-source", "create", "linux", "--kernel", "vmlinux"]);
+}
