@@ -115,7 +115,7 @@ export class LeaseKeeper {
   }
 
   #connection(): Promise<ReservedSql | undefined> {
-    const max = (this.#sql as unknown as { options?: { max?: number } }).options?.max ?? 1;
+    const max = this.#sql.options?.max ?? 1;
     if (max < MIN_POOL_FOR_RESERVE) return Promise.resolve(undefined);
     this.#reserved ??= this.#sql.reserve().catch((err) => {
       this.#reserved = undefined;
